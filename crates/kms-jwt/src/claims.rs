@@ -1,0 +1,183 @@
+//! JWT claims (RFC 7519 section 4) and a builder for them.
+
+use serde_json::{Map, Value};
+
+use crate::{Error, Result, b64, json};
+
+/// A JWT claims set: a JSON object with the registered claims and any others.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Claims(Map<String, Value>);
+
+impl Claims {
+    /// An empty claims set.
+    #[must_use]
+    pub fn new() -> Claims {
+        Claims(Map::new())
+    }
+
+    /// Parses a JSON object, rejecting duplicate member names, and type-checks the
+    /// registered claims that this crate sets (`exp`, `nbf`, `iat` numbers; `iss`, `sub`,
+    /// `jti` strings; `aud` a string or an array of strings).
+    pub fn from_json(bytes: &[u8]) -> Result<Claims> {
+        let map = json::parse_object(bytes).map_err(Error::InvalidClaims)?;
+        Claims::from_map(map)
+    }
+
+    /// Wraps an existing JSON object, with the same checks as [`Claims::from_json`].
+    pub fn from_map(map: Map<String, Value>) -> Result<Claims> {
+        for name in ["exp", "nbf", "iat"] {
+            if map.get(name).is_some_and(|v| !v.is_number()) {
+                return Err(Error::InvalidClaims(format!("{name} must be a number")));
+            }
+        }
+        for name in ["iss", "sub", "jti"] {
+            if map.get(name).is_some_and(|v| !v.is_string()) {
+                return Err(Error::InvalidClaims(format!("{name} must be a string")));
+            }
+        }
+        match map.get("aud") {
+            None | Some(Value::String(_)) => {}
+            Some(Value::Array(items)) if items.iter().all(Value::is_string) => {}
+            Some(_) => return Err(Error::InvalidClaims("aud must be a string or an array of strings".into())),
+        }
+        Ok(Claims(map))
+    }
+
+    /// Sets `sub`.
+    #[must_use]
+    pub fn subject(self, sub: impl Into<String>) -> Claims {
+        self.claim("sub", sub.into())
+    }
+
+    /// Sets `iss`.
+    #[must_use]
+    pub fn issuer(self, iss: impl Into<String>) -> Claims {
+        self.claim("iss", iss.into())
+    }
+
+    /// Adds an audience: `aud` is a string while there is one, an array once there are more.
+    #[must_use]
+    pub fn audience(mut self, aud: impl Into<String>) -> Claims {
+        let aud = Value::String(aud.into());
+        let merged = match self.0.remove("aud") {
+            None => aud,
+            Some(Value::Array(mut items)) => {
+                items.push(aud);
+                Value::Array(items)
+            }
+            Some(one) => Value::Array(vec![one, aud]),
+        };
+        self.0.insert("aud".into(), merged);
+        self
+    }
+
+    /// Sets `exp` (seconds since the epoch).
+    #[must_use]
+    pub fn expires_at(self, exp: i64) -> Claims {
+        self.claim("exp", exp)
+    }
+
+    /// Sets `nbf` (seconds since the epoch).
+    #[must_use]
+    pub fn not_before(self, nbf: i64) -> Claims {
+        self.claim("nbf", nbf)
+    }
+
+    /// Sets `iat` (seconds since the epoch).
+    #[must_use]
+    pub fn issued_at(self, iat: i64) -> Claims {
+        self.claim("iat", iat)
+    }
+
+    /// Sets `jti`.
+    #[must_use]
+    pub fn jwt_id(self, jti: impl Into<String>) -> Claims {
+        self.claim("jti", jti.into())
+    }
+
+    /// Sets `jti` to 128 random bits, base64url-encoded.
+    #[must_use]
+    pub fn random_jwt_id(self) -> Claims {
+        let mut id = [0u8; 16];
+        // The system RNG only fails if the OS has no entropy source, where nothing can sign.
+        aws_lc_rs::rand::fill(&mut id).expect("system random number generator");
+        self.jwt_id(b64::encode(id))
+    }
+
+    /// Sets any claim, replacing an earlier value.
+    #[must_use]
+    pub fn claim(mut self, name: impl Into<String>, value: impl Into<Value>) -> Claims {
+        self.0.insert(name.into(), value.into());
+        self
+    }
+
+    /// A claim's value.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name)
+    }
+
+    /// The claims as a JSON object.
+    #[must_use]
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.0
+    }
+
+    /// The claims as a JSON object, by value.
+    #[must_use]
+    pub fn into_map(self) -> Map<String, Value> {
+        self.0
+    }
+
+    /// Compact JSON encoding: the JWS payload.
+    #[must_use]
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        // Serialising a map of JSON values cannot fail.
+        serde_json::to_vec(&self.0).expect("JSON object serialises")
+    }
+}
+
+/// The current time in seconds since the epoch.
+#[must_use]
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn builder_sets_registered_claims() {
+        let claims = Claims::new()
+            .subject("test-user")
+            .issuer("my-lambda")
+            .audience("a")
+            .audience("b")
+            .expires_at(1_911_744_000)
+            .not_before(1)
+            .issued_at(2)
+            .jwt_id("id")
+            .claim("scope", json!(["read"]));
+        assert_eq!(
+            Value::Object(claims.as_map().clone()),
+            json!({"sub":"test-user","iss":"my-lambda","aud":["a","b"],"exp":1_911_744_000,"nbf":1,"iat":2,"jti":"id","scope":["read"]})
+        );
+        assert_eq!(Claims::new().audience("only").get("aud"), Some(&json!("only")));
+        let jti = Claims::new().random_jwt_id();
+        assert_eq!(b64::decode(jti.get("jti").unwrap().as_str().unwrap()).unwrap().len(), 16);
+    }
+
+    #[test]
+    fn from_json_type_checks_registered_claims() {
+        assert!(Claims::from_json(br#"{"exp":"1"}"#).is_err());
+        assert!(Claims::from_json(br#"{"aud":[1]}"#).is_err());
+        assert!(Claims::from_json(br#"{"sub":1}"#).is_err());
+        assert!(Claims::from_json(br#"{"a":1,"a":1}"#).is_err());
+        assert!(Claims::from_json(br#"[]"#).is_err());
+        assert!(Claims::from_json(br#"{"exp":1.5,"aud":["x"],"custom":{"nested":true}}"#).is_ok());
+    }
+}

