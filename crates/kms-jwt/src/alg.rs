@@ -81,9 +81,7 @@ impl Algorithm {
     #[must_use]
     pub fn digest(self) -> &'static digest::Algorithm {
         match self {
-            Algorithm::RS256 | Algorithm::PS256 | Algorithm::ES256 | Algorithm::ES256K => {
-                &digest::SHA256
-            }
+            Algorithm::RS256 | Algorithm::PS256 | Algorithm::ES256 | Algorithm::ES256K => &digest::SHA256,
             Algorithm::RS384 | Algorithm::PS384 | Algorithm::ES384 => &digest::SHA384,
             Algorithm::RS512 | Algorithm::PS512 | Algorithm::ES512 => &digest::SHA512,
         }
@@ -189,10 +187,7 @@ impl FromStr for Algorithm {
 
     /// Parses an `alg` value exactly (case-sensitive, as RFC 7515 requires).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Algorithm::ALL
-            .into_iter()
-            .find(|alg| alg.name() == s)
-            .ok_or_else(|| UnknownAlgorithm(s.to_owned()))
+        Algorithm::ALL.into_iter().find(|alg| alg.name() == s).ok_or_else(|| UnknownAlgorithm(s.to_owned()))
     }
 }
 

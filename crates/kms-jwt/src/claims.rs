@@ -177,7 +177,7 @@ mod tests {
         assert!(Claims::from_json(br#"{"aud":[1]}"#).is_err());
         assert!(Claims::from_json(br#"{"sub":1}"#).is_err());
         assert!(Claims::from_json(br#"{"a":1,"a":1}"#).is_err());
-        assert!(Claims::from_json(br#"[]"#).is_err());
+        assert!(Claims::from_json(br"[]").is_err());
         assert!(Claims::from_json(br#"{"exp":1.5,"aud":["x"],"custom":{"nested":true}}"#).is_ok());
     }
 }

@@ -35,17 +35,14 @@ pub fn der_to_fixed(der: &[u8], scalar_len: usize) -> Option<Vec<u8>> {
 /// Returns `None` if the input has an odd length or either half is zero.
 #[must_use]
 pub fn fixed_to_der(fixed: &[u8]) -> Option<Vec<u8>> {
-    if fixed.is_empty() || fixed.len() % 2 != 0 {
+    if fixed.is_empty() || !fixed.len().is_multiple_of(2) {
         return None;
     }
     let (r, s) = fixed.split_at(fixed.len() / 2);
     if r.iter().all(|&b| b == 0) || s.iter().all(|&b| b == 0) {
         return None;
     }
-    let sig = EcdsaSigValue {
-        r: UintRef::new(r).ok()?,
-        s: UintRef::new(s).ok()?,
-    };
+    let sig = EcdsaSigValue { r: UintRef::new(r).ok()?, s: UintRef::new(s).ok()? };
     sig.to_der().ok()
 }
 
@@ -86,8 +83,7 @@ mod tests {
     }
 
     fn scalar(len: usize) -> impl Strategy<Value = Vec<u8>> {
-        proptest::collection::vec(any::<u8>(), len)
-            .prop_filter("non-zero scalar", |v| v.iter().any(|&b| b != 0))
+        proptest::collection::vec(any::<u8>(), len).prop_filter("non-zero scalar", |v| v.iter().any(|&b| b != 0))
     }
 
     proptest! {

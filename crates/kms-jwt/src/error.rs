@@ -111,6 +111,9 @@ pub enum TokenError {
         /// The configured bound.
         max: usize,
     },
+    /// The input is not text (invalid UTF-8).
+    #[error("token is not ASCII text")]
+    NotText,
     /// Not three dot-separated segments.
     #[error("token must have 3 segments separated by dots, found {0}")]
     Segments(usize),

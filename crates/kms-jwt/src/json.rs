@@ -12,9 +12,7 @@ use serde_json::{Map, Value};
 /// Parses `bytes` as one JSON object with unique member names at every level.
 pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = StrictValue
-        .deserialize(&mut de)
-        .map_err(|e| e.to_string())?;
+    let value = StrictValue.deserialize(&mut de).map_err(|e| e.to_string())?;
     de.end().map_err(|e| e.to_string())?;
     match value {
         Value::Object(map) => Ok(map),

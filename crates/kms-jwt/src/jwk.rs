@@ -131,17 +131,12 @@ impl PublicKey {
     pub fn from_spki_der(der: &[u8]) -> Result<PublicKey> {
         let spki = SubjectPublicKeyInfoRef::from_der(der)
             .map_err(|e| key_err(format!("not a DER SubjectPublicKeyInfo ({e})")))?;
-        let bits = spki
-            .subject_public_key
-            .as_bytes()
-            .ok_or_else(|| key_err("public key bit string has unused bits"))?;
+        let bits =
+            spki.subject_public_key.as_bytes().ok_or_else(|| key_err("public key bit string has unused bits"))?;
         match spki.algorithm.oid {
             RSA_ENCRYPTION => Self::from_pkcs1_der(bits),
             EC_PUBLIC_KEY => {
-                let curve_oid = spki
-                    .algorithm
-                    .parameters_oid()
-                    .map_err(|_| key_err("EC key without a named curve"))?;
+                let curve_oid = spki.algorithm.parameters_oid().map_err(|_| key_err("EC key without a named curve"))?;
                 let curve = Curve::ALL
                     .into_iter()
                     .find(|c| c.oid() == curve_oid)
@@ -154,8 +149,8 @@ impl PublicKey {
 
     /// Reads a PKCS#1 `RSAPublicKey`.
     pub fn from_pkcs1_der(der: &[u8]) -> Result<PublicKey> {
-        let key = pkcs1::RsaPublicKeyRef::from_der(der)
-            .map_err(|e| key_err(format!("not a DER RSAPublicKey ({e})")))?;
+        let key =
+            pkcs1::RsaPublicKeyRef::from_der(der).map_err(|e| key_err(format!("not a DER RSAPublicKey ({e})")))?;
         Self::rsa(key.modulus.as_bytes(), key.public_exponent.as_bytes())
     }
 
@@ -175,9 +170,7 @@ impl PublicKey {
         let e = strip_zeros(e);
         let bits = bit_len(n);
         if bits < MIN_RSA_BITS {
-            return Err(key_err(format!(
-                "RSA key has {bits} bits; at least {MIN_RSA_BITS} are required"
-            )));
+            return Err(key_err(format!("RSA key has {bits} bits; at least {MIN_RSA_BITS} are required")));
         }
         if e.is_empty() || e.len() > 4 || e[e.len() - 1] & 1 == 0 {
             return Err(key_err("RSA public exponent is not a small odd integer"));
@@ -188,11 +181,9 @@ impl PublicKey {
     pub(crate) fn from_ec_point(curve: Curve, point: &[u8]) -> Result<PublicKey> {
         let w = curve.scalar_len();
         match point.split_first() {
-            Some((0x04, xy)) if xy.len() == 2 * w => Ok(PublicKey::Ec {
-                curve,
-                x: xy[..w].to_vec(),
-                y: xy[w..].to_vec(),
-            }),
+            Some((0x04, xy)) if xy.len() == 2 * w => {
+                Ok(PublicKey::Ec { curve, x: xy[..w].to_vec(), y: xy[w..].to_vec() })
+            }
             _ => Err(key_err(format!("{curve} key is not an uncompressed point"))),
         }
     }
@@ -222,8 +213,7 @@ impl PublicKey {
     /// The PEM `PUBLIC KEY` block (SPKI), with a trailing newline.
     #[must_use]
     pub fn to_pem(&self) -> String {
-        pem_rfc7468::encode_string("PUBLIC KEY", pem_rfc7468::LineEnding::LF, &self.to_spki_der())
-            .expect("PEM encodes")
+        pem_rfc7468::encode_string("PUBLIC KEY", pem_rfc7468::LineEnding::LF, &self.to_spki_der()).expect("PEM encodes")
     }
 
     /// The key family, which fixes the algorithms it can verify.
@@ -266,12 +256,9 @@ impl PublicKey {
     fn required_members(&self) -> Vec<(&'static str, String)> {
         match self {
             PublicKey::Rsa { n, e } => vec![("e", b64::encode(e)), ("kty", "RSA".into()), ("n", b64::encode(n))],
-            PublicKey::Ec { curve, x, y } => vec![
-                ("crv", curve.name().into()),
-                ("kty", "EC".into()),
-                ("x", b64::encode(x)),
-                ("y", b64::encode(y)),
-            ],
+            PublicKey::Ec { curve, x, y } => {
+                vec![("crv", curve.name().into()), ("kty", "EC".into()), ("x", b64::encode(x)), ("y", b64::encode(y))]
+            }
         }
     }
 
@@ -280,11 +267,8 @@ impl PublicKey {
     pub fn thumbprint(&self) -> String {
         // Required members only, sorted, no whitespace: the members are base64url or fixed
         // ASCII names, so plain formatting produces the canonical JSON RFC 7638 hashes.
-        let members: Vec<String> = self
-            .required_members()
-            .into_iter()
-            .map(|(k, v)| format!("\"{k}\":\"{v}\""))
-            .collect();
+        let members: Vec<String> =
+            self.required_members().into_iter().map(|(k, v)| format!("\"{k}\":\"{v}\"")).collect();
         let canonical = format!("{{{}}}", members.join(","));
         b64::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()))
     }
@@ -318,12 +302,8 @@ impl Jwk {
     /// The JWK as JSON, with `use: "sig"` and, when known, `kid` and `alg`.
     #[must_use]
     pub fn to_json(&self) -> Value {
-        let mut map: Map<String, Value> = self
-            .key
-            .required_members()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), Value::String(v)))
-            .collect();
+        let mut map: Map<String, Value> =
+            self.key.required_members().into_iter().map(|(k, v)| (k.to_owned(), Value::String(v))).collect();
         map.insert("use".into(), json!("sig"));
         if let Some(kid) = &self.kid {
             map.insert("kid".into(), json!(kid));
@@ -337,9 +317,7 @@ impl Jwk {
     /// Reads one JWK. Returns `Ok(None)` for a key this crate does not verify with but that
     /// may legitimately share a JWKS (another `kty`, or `use` other than `sig`).
     pub fn from_json(value: &Value) -> Result<Option<Jwk>> {
-        let obj = value
-            .as_object()
-            .ok_or_else(|| key_err("JWK is not a JSON object"))?;
+        let obj = value.as_object().ok_or_else(|| key_err("JWK is not a JSON object"))?;
         let text = |name: &str| -> Result<Option<&str>> {
             match obj.get(name) {
                 None => Ok(None),
@@ -366,8 +344,7 @@ impl Jwk {
                     return Err(key_err("JWK contains a private key; publish public keys only"));
                 }
                 let crv = text("crv")?.ok_or_else(|| key_err("EC JWK has no crv"))?;
-                let curve = Curve::from_name(crv)
-                    .ok_or_else(|| key_err(format!("unsupported EC curve {crv}")))?;
+                let curve = Curve::from_name(crv).ok_or_else(|| key_err(format!("unsupported EC curve {crv}")))?;
                 let (x, y) = (bytes("x")?, bytes("y")?);
                 if x.len() != curve.scalar_len() || y.len() != curve.scalar_len() {
                     return Err(key_err(format!("{crv} coordinates must be {} bytes", curve.scalar_len())));
@@ -385,10 +362,10 @@ impl Jwk {
                 Err(_) => return Ok(None),
             },
         };
-        if let Some(alg) = alg {
-            if alg.key_family() != key.family() {
-                return Err(key_err(format!("JWK alg {alg} does not fit its key type")));
-            }
+        if let Some(alg) = alg
+            && alg.key_family() != key.family()
+        {
+            return Err(key_err(format!("JWK alg {alg} does not fit its key type")));
         }
         Ok(Some(Jwk { key, kid: text("kid")?.map(str::to_owned), alg }))
     }
@@ -412,10 +389,7 @@ impl Jwks {
     /// types or uses are skipped, as RFC 7517 section 5 asks; malformed keys are errors.
     pub fn parse(bytes: &[u8]) -> Result<Jwks> {
         let doc = json::parse_object(bytes).map_err(|e| key_err(format!("JWKS is not valid JSON: {e}")))?;
-        let keys = doc
-            .get("keys")
-            .and_then(Value::as_array)
-            .ok_or_else(|| key_err("JWKS has no \"keys\" array"))?;
+        let keys = doc.get("keys").and_then(Value::as_array).ok_or_else(|| key_err("JWKS has no \"keys\" array"))?;
         let mut out = Vec::with_capacity(keys.len());
         for (i, key) in keys.iter().enumerate() {
             let jwk = Jwk::from_json(key).map_err(|e| key_err(format!("key {i}: {e}")))?;
@@ -434,9 +408,10 @@ mod tests {
 
     #[test]
     fn rfc7638_thumbprint() {
-        let jwk = Jwk::from_json(&json!({"kty": "RSA", "n": RFC7638_N, "e": "AQAB", "alg": "RS256", "kid": "2011-04-29"}))
-            .unwrap()
-            .unwrap();
+        let jwk =
+            Jwk::from_json(&json!({"kty": "RSA", "n": RFC7638_N, "e": "AQAB", "alg": "RS256", "kid": "2011-04-29"}))
+                .unwrap()
+                .unwrap();
         assert_eq!(jwk.key.thumbprint(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
         assert_eq!(jwk.key.bits(), 2048);
     }

@@ -60,11 +60,7 @@ impl<S: Signer> JwtSigner<S> {
     /// The public JWK, with `kid` and `alg`, as a verifier should publish it.
     #[must_use]
     pub fn jwk(&self) -> Jwk {
-        Jwk {
-            key: self.signer.public_key().clone(),
-            kid: Some(self.kid.clone()),
-            alg: Some(self.signer.algorithm()),
-        }
+        Jwk { key: self.signer.public_key().clone(), kid: Some(self.kid.clone()), alg: Some(self.signer.algorithm()) }
     }
 
     /// The underlying signer.
@@ -91,7 +87,12 @@ pub async fn sign_compact<S: Signer>(signer: &S, protected_header: &[u8], payloa
     sign_with_header(signer, &check, &b64::encode(protected_header), payload).await
 }
 
-async fn sign_with_header<S: Signer>(signer: &S, check: &VerifyingKey, header_b64: &str, payload: &[u8]) -> Result<String> {
+async fn sign_with_header<S: Signer>(
+    signer: &S,
+    check: &VerifyingKey,
+    header_b64: &str,
+    payload: &[u8],
+) -> Result<String> {
     let alg = signer.algorithm();
     let mut token = String::with_capacity(header_b64.len() + payload.len() * 4 / 3 + 2 + 700);
     token.push_str(header_b64);
@@ -100,9 +101,7 @@ async fn sign_with_header<S: Signer>(signer: &S, check: &VerifyingKey, header_b6
     let digest = aws_lc_rs::digest::digest(alg.digest(), token.as_bytes());
     let signature = signer.sign_digest(&digest).await?;
     if !check.verify_signature(token.as_bytes(), &signature) {
-        return Err(Error::InvalidResponse(format!(
-            "the {alg} signature does not verify with the key's public key"
-        )));
+        return Err(Error::InvalidResponse(format!("the {alg} signature does not verify with the key's public key")));
     }
     token.push('.');
     b64::encode_into(&signature, &mut token);
@@ -135,8 +134,8 @@ pub fn split_compact(token: &str) -> Result<CompactParts<'_>, TokenError> {
     let header_bytes = b64::decode(header_b64).ok_or(TokenError::Base64("header"))?;
     let payload = b64::decode(payload_b64).ok_or(TokenError::Base64("payload"))?;
     let signature = b64::decode(signature_b64).ok_or(TokenError::Base64("signature"))?;
-    let header = crate::json::parse_object(&header_bytes)
-        .map_err(|reason| TokenError::Json { part: "header", reason })?;
+    let header =
+        crate::json::parse_object(&header_bytes).map_err(|reason| TokenError::Json { part: "header", reason })?;
     Ok(CompactParts { signing_input: &token[..second], header, payload, signature })
 }
 

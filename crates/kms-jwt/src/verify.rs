@@ -133,11 +133,7 @@ impl Verifier {
         if jwks.keys.is_empty() {
             return Err(Error::InvalidKey("the JWKS has no RSA or EC signing keys".into()));
         }
-        let keys = jwks
-            .keys
-            .iter()
-            .map(|jwk| VerifyingKey::from_jwk(jwk, alg))
-            .collect::<Result<Vec<_>>>()?;
+        let keys = jwks.keys.iter().map(|jwk| VerifyingKey::from_jwk(jwk, alg)).collect::<Result<Vec<_>>>()?;
         Ok(Verifier::new(keys))
     }
 
@@ -211,8 +207,8 @@ impl Verifier {
     /// [`Verifier::verify`] at a given time (seconds since the epoch).
     pub fn verify_at(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
         let VerifiedJws { payload, .. } = self.verify_jws(token)?;
-        let claims = crate::json::parse_object(&payload)
-            .map_err(|reason| TokenError::Json { part: "claims", reason })?;
+        let claims =
+            crate::json::parse_object(&payload).map_err(|reason| TokenError::Json { part: "claims", reason })?;
         self.check_claims(&claims, now)?;
         // Registered claims were type-checked above; `from_map` cannot fail on them, but a
         // claims set that `Claims` would refuse is refused here too rather than unwrapped.
@@ -279,10 +275,10 @@ impl Verifier {
             None if self.require_exp => return Err(TokenError::MissingClaim("exp")),
             _ => {}
         }
-        if let Some(nbf) = nbf {
-            if nbf > now.saturating_add(self.leeway) {
-                return Err(TokenError::NotYetValid { nbf });
-            }
+        if let Some(nbf) = nbf
+            && nbf > now.saturating_add(self.leeway)
+        {
+            return Err(TokenError::NotYetValid { nbf });
         }
         if let Some(expected) = &self.issuer {
             match claims.get("iss") {
@@ -296,7 +292,7 @@ impl Verifier {
             let matches = |aud: &Value| aud.as_str().is_some_and(|a| self.audiences.iter().any(|e| e == a));
             match claims.get("aud") {
                 None => return Err(TokenError::MissingClaim("aud")),
-                Some(Value::String(_)) | Some(Value::Array(_)) => {
+                Some(Value::String(_) | Value::Array(_)) => {
                     let ok = match &claims["aud"] {
                         Value::Array(items) => items.iter().any(matches),
                         one => matches(one),

@@ -1,12 +1,17 @@
 //! The attack table: every known way to get a forged or malformed token past a JWT
 //! verifier, each with the exact rejection expected.
 
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
 use aws_lc_rs::hmac;
 use kms_jwt::jwk::Jwk;
-use kms_jwt::{Algorithm, Claims, JwtSigner, KeyIdMode, LocalSigner, Signer, TokenError, Verifier, VerifyingKey, b64, ecdsa, jws};
+use kms_jwt::{
+    Algorithm, Claims, JwtSigner, KeyIdMode, LocalSigner, Signer, TokenError, Verifier, VerifyingKey, b64, ecdsa, jws,
+};
 use serde_json::json;
 
 const FAR_FUTURE: i64 = 4_102_444_800; // 2100-01-01
+const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 struct Fixture {
     signer: JwtSigner<LocalSigner>,
@@ -100,11 +105,21 @@ async fn time_claims_are_enforced_with_leeway() {
 #[tokio::test]
 async fn time_claims_must_be_numbers() {
     let f = fixture(Algorithm::ES256);
-    for (claim, value) in [("exp", json!("4102444800")), ("exp", json!(true)), ("exp", json!(null)), ("nbf", json!("0")), ("iat", json!([]))] {
+    for (claim, value) in [
+        ("exp", json!("4102444800")),
+        ("exp", json!(true)),
+        ("exp", json!(null)),
+        ("nbf", json!("0")),
+        ("iat", json!([])),
+    ] {
         let mut claims = json!({"exp": FAR_FUTURE});
         claims[claim] = value.clone();
         let token = sign_raw(&f, &header(&f), claims.to_string().as_bytes()).await;
-        let name = match claim { "exp" => "exp", "nbf" => "nbf", _ => "iat" };
+        let name = match claim {
+            "exp" => "exp",
+            "nbf" => "nbf",
+            _ => "iat",
+        };
         assert_eq!(f.verifier.verify(&token).unwrap_err(), TokenError::ClaimType(name), "{claim} = {value}");
     }
 }
@@ -121,14 +136,16 @@ async fn non_canonical_base64url_is_refused() {
 
     let std_alphabet = sig.replace('-', "+").replace('_', "/");
     if std_alphabet != sig {
-        assert_eq!(f.verifier.verify(&replace_segment(&token, 2, &std_alphabet)).unwrap_err(), TokenError::Base64("signature"));
+        assert_eq!(
+            f.verifier.verify(&replace_segment(&token, 2, &std_alphabet)).unwrap_err(),
+            TokenError::Base64("signature")
+        );
     }
     let plus = replace_segment(&token, 1, &format!("+{}", &token.split('.').nth(1).unwrap()[1..]));
     assert_eq!(f.verifier.verify(&plus).unwrap_err(), TokenError::Base64("payload"));
 
     // A 256-byte signature leaves 4 unused bits in its last character; setting one of them
     // spells the same bytes differently, which must not verify.
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let last = sig.as_bytes()[sig.len() - 1];
     let index = ALPHABET.iter().position(|&c| c == last).unwrap();
     assert_eq!(index & 0b1111, 0);
@@ -168,7 +185,9 @@ async fn duplicate_member_names_are_refused() {
     let payload = format!(r#"{{"sub":"alice","exp":{FAR_FUTURE},"sub":"admin"}}"#);
     let token = sign_raw(&f, &header(&f), payload.as_bytes()).await;
     match f.verifier.verify(&token).unwrap_err() {
-        TokenError::Json { part: "claims", reason } => assert!(reason.contains("duplicate member name \"sub\""), "{reason}"),
+        TokenError::Json { part: "claims", reason } => {
+            assert!(reason.contains("duplicate member name \"sub\""), "{reason}");
+        }
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -183,7 +202,8 @@ async fn an_attacker_key_in_the_header_is_ignored() {
         json!({"alg": "ES256", "jwk": attacker_jwk}),
         json!({"alg": "ES256", "kid": f.signer.kid(), "jku": "https://attacker.example/jwks.json", "x5u": "https://attacker.example/cert.pem"}),
     ] {
-        let token = jws::sign_compact(&attacker, head.to_string().as_bytes(), &valid_claims().to_json_bytes()).await.unwrap();
+        let token =
+            jws::sign_compact(&attacker, head.to_string().as_bytes(), &valid_claims().to_json_bytes()).await.unwrap();
         assert_eq!(f.verifier.verify(&token).unwrap_err(), TokenError::BadSignature, "{head}");
     }
 }
@@ -218,7 +238,9 @@ async fn an_rs256_token_against_a_ps256_pinned_key_is_refused() {
 async fn unknown_and_path_like_kids_are_refused() {
     let f = fixture(Algorithm::ES256);
     for kid in ["not-a-key", "../../etc/passwd"] {
-        let signer = JwtSigner::with_kid(LocalSigner::generate(Algorithm::ES256).unwrap(), KeyIdMode::Fixed(kid.into())).unwrap();
+        let signer =
+            JwtSigner::with_kid(LocalSigner::generate(Algorithm::ES256).unwrap(), KeyIdMode::Fixed(kid.into()))
+                .unwrap();
         let token = signer.sign(&valid_claims()).await.unwrap();
         assert_eq!(f.verifier.verify(&token).unwrap_err(), TokenError::UnknownKid(kid.into()));
     }
@@ -231,11 +253,20 @@ async fn issuer_and_audience_must_match() {
     let wrong_iss = f.signer.sign(&valid_claims().issuer("issuer-b")).await.unwrap();
     assert_eq!(strict.verify(&wrong_iss).unwrap_err(), TokenError::Issuer { got: "issuer-b".into() });
 
-    let aud_string = f.signer.sign(&Claims::new().issuer("issuer-a").audience("aud-b").expires_at(FAR_FUTURE)).await.unwrap();
+    let aud_string =
+        f.signer.sign(&Claims::new().issuer("issuer-a").audience("aud-b").expires_at(FAR_FUTURE)).await.unwrap();
     assert_eq!(strict.verify(&aud_string).unwrap_err(), TokenError::Audience);
-    let aud_array = f.signer.sign(&Claims::new().issuer("issuer-a").audience("aud-b").audience("aud-c").expires_at(FAR_FUTURE)).await.unwrap();
+    let aud_array = f
+        .signer
+        .sign(&Claims::new().issuer("issuer-a").audience("aud-b").audience("aud-c").expires_at(FAR_FUTURE))
+        .await
+        .unwrap();
     assert_eq!(strict.verify(&aud_array).unwrap_err(), TokenError::Audience);
-    let aud_in_array = f.signer.sign(&Claims::new().issuer("issuer-a").audience("aud-b").audience("aud-a").expires_at(FAR_FUTURE)).await.unwrap();
+    let aud_in_array = f
+        .signer
+        .sign(&Claims::new().issuer("issuer-a").audience("aud-b").audience("aud-a").expires_at(FAR_FUTURE))
+        .await
+        .unwrap();
     assert!(strict.verify(&aud_in_array).is_ok());
     let no_aud = f.signer.sign(&Claims::new().issuer("issuer-a").expires_at(FAR_FUTURE)).await.unwrap();
     assert_eq!(strict.verify(&no_aud).unwrap_err(), TokenError::MissingClaim("aud"));

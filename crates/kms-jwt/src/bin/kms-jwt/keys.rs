@@ -1,0 +1,86 @@
+//! `kms-jwt jwks` and `kms-jwt public-key`: the public half of KMS keys, for verifiers.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use kms_jwt::kms::{KeyInfo, KmsOptions, describe_signing_key};
+use kms_jwt::{Algorithm, Jwk, Jwks};
+
+/// Print the JWKS (JSON) of KMS keys
+#[derive(Args)]
+pub(crate) struct JwksArgs {
+    /// Key id, ARN, alias/NAME or NAME; repeat for several keys
+    #[arg(long, value_name = "KEY", required = true)]
+    key: Vec<String>,
+
+    /// Algorithm the keys are published for (default: RS256 for RSA, the curve's ES* for EC)
+    #[arg(long, value_name = "ALG")]
+    alg: Option<Algorithm>,
+}
+
+/// Print the public key of a KMS key as PEM or JWK
+#[derive(Args)]
+pub(crate) struct PublicKeyArgs {
+    /// Key id, ARN, alias/NAME or NAME
+    #[arg(long, value_name = "KEY")]
+    key: String,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Pem)]
+    format: Format,
+
+    /// Algorithm the JWK is published for (default: the key spec's default)
+    #[arg(long, value_name = "ALG")]
+    alg: Option<Algorithm>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Pem,
+    Jwk,
+}
+
+/// Each key with the algorithm it is pinned to (`alg`, or its key spec's default).
+pub(crate) async fn fetch_keys(
+    keys: &[String],
+    alg: Option<Algorithm>,
+    opts: &KmsOptions,
+) -> Result<Vec<(KeyInfo, Algorithm)>> {
+    let client = opts.client().await?;
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        let info = describe_signing_key(&client, key, opts).await?;
+        let alg = info.algorithm(alg)?;
+        out.push((info, alg));
+    }
+    Ok(out)
+}
+
+/// The JWKS of `keys`: each key's JWK with its thumbprint as `kid` and its pinned `alg`.
+pub(crate) async fn fetch_jwks(keys: &[String], alg: Option<Algorithm>, opts: &KmsOptions) -> Result<Jwks> {
+    let keys = fetch_keys(keys, alg, opts).await?.into_iter().map(|(info, alg)| Jwk {
+        kid: Some(info.public_key.thumbprint()),
+        key: info.public_key,
+        alg: Some(alg),
+    });
+    Ok(Jwks { keys: keys.collect() })
+}
+
+pub(crate) async fn jwks(args: JwksArgs, opts: &KmsOptions) -> Result<ExitCode> {
+    let jwks = fetch_jwks(&args.key, args.alg, opts).await?;
+    writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&jwks.to_json())?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn public_key(args: PublicKeyArgs, opts: &KmsOptions) -> Result<ExitCode> {
+    let jwks = fetch_jwks(std::slice::from_ref(&args.key), args.alg, opts).await?;
+    let jwk = &jwks.keys[0];
+    let text = match args.format {
+        Format::Pem => jwk.key.to_pem(),
+        Format::Jwk => format!("{}\n", serde_json::to_string_pretty(&jwk.to_json())?),
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,180 @@
+//! The `kms-jwt` binary against `LocalStack`: sign with every flag, batches, jwks,
+//! public-key, verify --key, and one-line errors with exit code 2.
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+mod support;
+
+use std::process::{Command, Output};
+
+use kms_jwt::{Jwks, PublicKey};
+
+fn kms_jwt(args: &[&str]) -> Output {
+    kms_jwt_cmd(args).output().expect("run kms-jwt")
+}
+
+fn kms_jwt_cmd(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kms-jwt"));
+    cmd.args(["--endpoint-url", &support::endpoint(), "--region", "us-east-1"])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test");
+    cmd
+}
+
+fn stdout(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn assert_one_line_error(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+}
+
+fn payload(token: &str) -> serde_json::Value {
+    kms_jwt::jws::decode_unverified(token).unwrap().1
+}
+
+#[tokio::test]
+async fn sign_with_every_flag_then_verify_with_the_kms_key() {
+    let client = support::client().await;
+    let key_id = support::signing_key(&client, "ECC_NIST_P256").await;
+    let token = stdout(&kms_jwt(&[
+        "sign",
+        "--key",
+        &key_id,
+        "--claims",
+        r#"{"scope":"read","sub":"overridden"}"#,
+        "--sub",
+        "test-user",
+        "--iss",
+        "my-lambda",
+        "--aud",
+        "a",
+        "--aud",
+        "b",
+        "--exp",
+        "4102444800",
+        "--nbf",
+        "1000",
+        "--no-iat",
+        "--jti",
+        "--kid",
+        "key-id",
+    ]));
+    let token = token.trim_end();
+    let claims = payload(token);
+    assert_eq!(claims["sub"], "test-user");
+    assert_eq!(claims["iss"], "my-lambda");
+    assert_eq!(claims["aud"], serde_json::json!(["a", "b"]));
+    assert_eq!(claims["exp"], 4_102_444_800_i64);
+    assert_eq!(claims["nbf"], 1000);
+    assert_eq!(claims["scope"], "read");
+    assert!(claims.get("iat").is_none());
+    assert_eq!(claims["jti"].as_str().unwrap().len(), 22);
+    assert_eq!(kms_jwt::jws::decode_unverified(token).unwrap().0["kid"], key_id.as_str());
+
+    // --kid key-id tokens verify against the KMS key directly (a single key matches any kid).
+    let verified = stdout(&kms_jwt(&["verify", token, "--key", &key_id, "--iss", "my-lambda", "--aud", "b"]));
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&verified).unwrap(), claims);
+
+    // Defaults: iat now, exp = now + 15m, thumbprint kid.
+    let token = stdout(&kms_jwt(&["sign", "--key", &key_id, "--sub", "x"]));
+    let claims = payload(token.trim_end());
+    let iat = claims["iat"].as_i64().unwrap();
+    assert_eq!(claims["exp"].as_i64().unwrap() - iat, 900);
+    let ttl = stdout(&kms_jwt(&["sign", "--key", &key_id, "--ttl", "2h"]));
+    let claims = payload(ttl.trim_end());
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 7200);
+}
+
+#[tokio::test]
+async fn batch_keeps_input_order() {
+    let client = support::client().await;
+    let key_id = support::signing_key(&client, "ECC_NIST_P256").await;
+    let input = (0..60).map(|i| format!("{{\"n\":{i}}}")).collect::<Vec<_>>().join("\n");
+    let out = support::run_with_stdin(
+        &mut kms_jwt_cmd(&["sign", "--key", &key_id, "--batch", "-", "--concurrency", "8"]),
+        input.as_bytes(),
+    );
+    let text = stdout(&out);
+    let tokens: Vec<&str> = text.lines().collect();
+    assert_eq!(tokens.len(), 60);
+    for (i, token) in tokens.iter().enumerate() {
+        assert_eq!(payload(token)["n"], i);
+    }
+    // The same tokens verify as a batch against the key's JWKS.
+    let dir = tempfile::tempdir().unwrap();
+    let jwks_path = dir.path().join("jwks.json");
+    std::fs::write(&jwks_path, stdout(&kms_jwt(&["jwks", "--key", &key_id]))).unwrap();
+    let verified = support::run_with_stdin(
+        &mut kms_jwt_cmd(&["verify", "--batch", "-", "--jwks", jwks_path.to_str().unwrap()]),
+        text.as_bytes(),
+    );
+    assert_eq!(stdout(&verified).lines().filter(|l| l.starts_with("{\"valid\":true")).count(), 60);
+
+    // A bad line stops the batch with an error naming it; earlier tokens were printed.
+    let out = support::run_with_stdin(
+        &mut kms_jwt_cmd(&["sign", "--key", &key_id, "--batch", "-", "--concurrency", "1"]),
+        b"{\"n\":0}\n[1]\n{\"n\":2}\n",
+    );
+    assert_one_line_error(&out, "line 2 of -");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+}
+
+#[tokio::test]
+async fn jwks_and_public_key_agree_with_get_public_key() {
+    let client = support::client().await;
+    let key_id = support::signing_key(&client, "RSA_2048").await;
+    let spki = client.get_public_key().key_id(&key_id).send().await.unwrap().public_key.unwrap();
+    let expected = PublicKey::from_spki_der(spki.as_ref()).unwrap();
+
+    let pem = stdout(&kms_jwt(&["public-key", "--key", &key_id]));
+    assert_eq!(PublicKey::from_pem(&pem).unwrap().to_spki_der(), spki.as_ref());
+    let jwk: serde_json::Value =
+        serde_json::from_str(&stdout(&kms_jwt(&["public-key", "--key", &key_id, "--format", "jwk"]))).unwrap();
+    assert_eq!(jwk["kid"], expected.thumbprint());
+    assert_eq!(jwk["alg"], "RS256");
+    assert_eq!(jwk["kty"], "RSA");
+    let jwks = Jwks::parse(stdout(&kms_jwt(&["jwks", "--key", &key_id, "--alg", "PS256"])).as_bytes()).unwrap();
+    assert_eq!(jwks.keys.len(), 1);
+    assert_eq!(jwks.keys[0].key, expected);
+    assert_eq!(jwks.keys[0].alg, Some(kms_jwt::Algorithm::PS256));
+}
+
+#[tokio::test]
+async fn kms_errors_are_one_line_with_exit_2() {
+    let client = support::client().await;
+    let missing = support::unique("alias/kms-jwt-missing");
+    assert_one_line_error(&kms_jwt(&["sign", "--key", &missing]), &format!("kms key {missing} was not found"));
+
+    let disabled = support::signing_key(&client, "ECC_NIST_P256").await;
+    client.disable_key().key_id(&disabled).send().await.unwrap();
+    assert_one_line_error(&kms_jwt(&["sign", "--key", &disabled]), "is disabled");
+
+    let deleted = support::signing_key(&client, "ECC_NIST_P256").await;
+    client.schedule_key_deletion().key_id(&deleted).pending_window_in_days(7).send().await.unwrap();
+    assert_one_line_error(&kms_jwt(&["sign", "--key", &deleted]), "is pending deletion");
+
+    let encrypt = support::create_key(
+        &client,
+        aws_sdk_kms::types::KeyUsageType::EncryptDecrypt,
+        aws_sdk_kms::types::KeySpec::SymmetricDefault,
+    )
+    .await;
+    assert_one_line_error(&kms_jwt(&["sign", "--key", &encrypt]), "SIGN_VERIFY RSA or ECC key is required");
+
+    let rsa = support::signing_key(&client, "RSA_2048").await;
+    assert_one_line_error(
+        &kms_jwt(&["sign", "--key", &rsa, "--alg", "ES256"]),
+        "algorithm ES256 is not valid for kms key",
+    );
+    assert_one_line_error(&kms_jwt(&["sign", "--key", &rsa, "--claims", "{\"exp\":\"soon\"}"]), "exp must be a number");
+    assert_one_line_error(
+        &kms_jwt(&["sign", "--key", &rsa, "--endpoint-url", "http://127.0.0.1:9"]),
+        "cannot reach kms",
+    );
+}

@@ -1,0 +1,168 @@
+//! The `kms-jwt` binary offline: `verify` (single and batch) and `decode`, exit codes and
+//! one-line errors.
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+mod support;
+
+use std::process::{Command, Output};
+
+use kms_jwt::{Algorithm, Claims, Jwks, JwtSigner, LocalSigner, Signer};
+
+const FAR_FUTURE: i64 = 4_102_444_800;
+
+fn kms_jwt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kms-jwt")).args(args).output().expect("run kms-jwt")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_one_line_error(out: &Output, code: i32, needle: &str) {
+    assert_eq!(out.status.code(), Some(code), "stderr: {}", stderr(out));
+    let err = stderr(out);
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(err.starts_with("kms-jwt: ") && err.contains(needle), "{err:?} should mention {needle:?}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+struct Keys {
+    dir: tempfile::TempDir,
+    signer: JwtSigner<LocalSigner>,
+}
+
+impl Keys {
+    fn new(alg: Algorithm) -> Keys {
+        let signer = JwtSigner::new(LocalSigner::generate(alg).unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("jwks.json"), Jwks { keys: vec![signer.jwk()] }.to_json().to_string()).unwrap();
+        std::fs::write(dir.path().join("public.pem"), signer.signer().public_key().to_pem()).unwrap();
+        Keys { dir, signer }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().unwrap().to_owned()
+    }
+
+    async fn token(&self, claims: &Claims) -> String {
+        self.signer.sign(claims).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn verify_prints_claims_or_the_reason() {
+    let keys = Keys::new(Algorithm::RS256);
+    let claims = Claims::new().subject("test-user").issuer("my-lambda").expires_at(FAR_FUTURE);
+    let token = keys.token(&claims).await;
+    for source in [["--jwks", &keys.path("jwks.json")], ["--pem", &keys.path("public.pem")]] {
+        let out = kms_jwt(&["verify", &token, source[0], source[1], "--iss", "my-lambda"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(printed, serde_json::Value::Object(claims.as_map().clone()));
+    }
+    let out = kms_jwt(&["verify", &token, "--jwks", &keys.path("jwks.json"), "--iss", "someone-else"]);
+    assert_one_line_error(&out, 1, "invalid token: issuer \"my-lambda\" is not the expected issuer");
+    assert!(out.stdout.is_empty());
+
+    let expired = keys.token(&Claims::new().expires_at(1_000)).await;
+    assert_one_line_error(
+        &kms_jwt(&["verify", &expired, "--pem", &keys.path("public.pem")]),
+        1,
+        "token expired at 1000",
+    );
+    assert_one_line_error(&kms_jwt(&["verify", "a.b", "--pem", &keys.path("public.pem")]), 1, "3 segments");
+
+    let from_stdin = support::run_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_kms-jwt")).args(["verify", "-", "--pem", &keys.path("public.pem")]),
+        format!("{token}\n").as_bytes(),
+    );
+    assert_eq!(from_stdin.status.code(), Some(0), "{}", stderr(&from_stdin));
+}
+
+#[tokio::test]
+async fn verify_batch_keeps_order_and_reports_each_line() {
+    let keys = Keys::new(Algorithm::ES256);
+    let good = keys.token(&Claims::new().subject("a").expires_at(FAR_FUTURE)).await;
+    let expired = keys.token(&Claims::new().subject("b").expires_at(1_000)).await;
+    let input = format!("{good}\n{expired}\nnot-a-token\n{}\n{good}\r\n", "x".repeat(2 * 1024 * 1024));
+    let out = support::run_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_kms-jwt")).args(["verify", "--batch", "-", "--jwks", &keys.path("jwks.json")]),
+        input.as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(lines[0], serde_json::json!({"valid": true, "claims": {"sub": "a", "exp": FAR_FUTURE}}));
+    assert_eq!(lines[1], serde_json::json!({"valid": false, "error": "token expired at 1000"}));
+    assert_eq!(
+        lines[2],
+        serde_json::json!({"valid": false, "error": "token must have 3 segments separated by dots, found 1"})
+    );
+    assert_eq!(lines[3]["valid"], false);
+    assert!(lines[3]["error"].as_str().unwrap().contains("more than"), "{}", lines[3]);
+    assert_eq!(lines[4]["valid"], true);
+
+    let all_good = support::run_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_kms-jwt")).args(["verify", "--batch", "-", "--pem", &keys.path("public.pem")]),
+        format!("{good}\n{good}\n").as_bytes(),
+    );
+    assert_eq!(all_good.status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn bad_key_material_is_one_line_and_exit_2() {
+    let keys = Keys::new(Algorithm::ES256);
+    let token = keys.token(&Claims::new().expires_at(FAR_FUTURE)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bad_pem = dir.path().join("bad.pem");
+    std::fs::write(&bad_pem, "-----BEGIN PUBLIC KEY-----\nnot base64!\n-----END PUBLIC KEY-----\n").unwrap();
+    let bad_jwks = dir.path().join("bad.json");
+    std::fs::write(&bad_jwks, r#"{"keys": [{"kty": "RSA", "n": "AQAB"}]}"#).unwrap();
+    let not_json = dir.path().join("not.json");
+    std::fs::write(&not_json, "{oops").unwrap();
+
+    assert_one_line_error(&kms_jwt(&["verify", &token, "--pem", bad_pem.to_str().unwrap()]), 2, "not a PEM public key");
+    assert_one_line_error(&kms_jwt(&["verify", &token, "--jwks", bad_jwks.to_str().unwrap()]), 2, "key 0");
+    assert_one_line_error(
+        &kms_jwt(&["verify", &token, "--jwks", not_json.to_str().unwrap()]),
+        2,
+        "JWKS is not valid JSON",
+    );
+    assert_one_line_error(
+        &kms_jwt(&["verify", &token, "--jwks", "/nonexistent/jwks.json"]),
+        2,
+        "cannot open /nonexistent/jwks.json",
+    );
+    // A key pinned to another algorithm than the one asked for.
+    assert_one_line_error(
+        &kms_jwt(&["verify", &token, "--jwks", &keys.path("jwks.json"), "--alg", "ES384"]),
+        2,
+        "published for ES256",
+    );
+    // Usage errors are clap's, also exit 2.
+    assert_eq!(kms_jwt(&["verify", &token]).status.code(), Some(2));
+    assert_eq!(
+        kms_jwt(&["verify", &token, "--alg", "HS256", "--pem", &keys.path("public.pem")]).status.code(),
+        Some(2)
+    );
+}
+
+#[tokio::test]
+async fn decode_shows_header_and_payload_with_a_warning() {
+    let keys = Keys::new(Algorithm::ES256);
+    let token = keys.token(&Claims::new().subject("x").expires_at(FAR_FUTURE)).await;
+    let out = kms_jwt(&["decode", &token]);
+    assert_eq!(out.status.code(), Some(0));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["header"]["alg"], "ES256");
+    assert_eq!(doc["header"]["kid"], keys.signer.kid());
+    assert_eq!(doc["payload"], serde_json::json!({"sub": "x", "exp": FAR_FUTURE}));
+    assert!(stderr(&out).contains("NOT verified"));
+    assert_one_line_error(&kms_jwt(&["decode", "a.b"]), 2, "3 segments");
+}

@@ -1,0 +1,127 @@
+//! Shared test support: the `LocalStack` endpoint, KMS keys, and verifiers we did not write.
+#![allow(dead_code, unreachable_pub)]
+
+use std::process::{Command, Output};
+
+use aws_sdk_kms::Client;
+use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+use kms_jwt::kms::KmsOptions;
+
+/// The `LocalStack` endpoint. A test that needs one fails, loudly, when none is configured.
+pub fn endpoint() -> String {
+    std::env::var("KMS_JWT_TEST_ENDPOINT").or_else(|_| std::env::var("AWS_ENDPOINT_URL")).unwrap_or_else(|_| {
+        panic!(
+            "this test needs LocalStack: run `cargo xtask ci`, or `cargo xtask localstack up` and \
+             export KMS_JWT_TEST_ENDPOINT=http://127.0.0.1:4566 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test"
+        )
+    })
+}
+
+/// Client options for `LocalStack`.
+pub fn options() -> KmsOptions {
+    KmsOptions::endpoint(endpoint(), "us-east-1")
+}
+
+/// A KMS client for `LocalStack`.
+pub async fn client() -> Client {
+    options().client().await.expect("KMS client")
+}
+
+/// Creates a key and returns its key id.
+pub async fn create_key(client: &Client, usage: KeyUsageType, spec: KeySpec) -> String {
+    let out = client
+        .create_key()
+        .key_usage(usage)
+        .key_spec(spec)
+        .description("kms-jwt test key")
+        .send()
+        .await
+        .expect("CreateKey");
+    out.key_metadata().expect("metadata").key_id().to_owned()
+}
+
+/// Creates a `SIGN_VERIFY` key of `spec`.
+pub async fn signing_key(client: &Client, spec: &str) -> String {
+    create_key(client, KeyUsageType::SignVerify, KeySpec::from(spec)).await
+}
+
+/// A name no other test run uses.
+pub fn unique(prefix: &str) -> String {
+    let mut id = [0u8; 6];
+    aws_lc_rs::rand::fill(&mut id).expect("rng");
+    format!("{prefix}-{}", kms_jwt::b64::encode(id).to_lowercase().replace(['-', '_'], "x"))
+}
+
+/// The `LocalStack` venv's Python (`PyJWT`, boto3).
+pub fn python() -> String {
+    std::env::var("KMS_JWT_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("this test needs the LocalStack venv's python: run `cargo xtask ci` or export KMS_JWT_TEST_PYTHON")
+    })
+}
+
+/// Verifies `(token, pem, alg)` triples with `PyJWT` in one process; returns each outcome.
+pub fn pyjwt_verify(cases: &[(String, String, String)]) -> Vec<Result<serde_json::Value, String>> {
+    let script = r#"
+import json, sys, jwt
+out = []
+for token, pem, alg in json.load(sys.stdin):
+    try:
+        out.append({"ok": jwt.decode(token, pem, algorithms=[alg], options={"verify_aud": False})})
+    except Exception as e:
+        out.append({"err": f"{type(e).__name__}: {e}"})
+print(json.dumps(out))
+"#;
+    let input = serde_json::to_vec(cases).unwrap();
+    let out = run_with_stdin(Command::new(python()).args(["-c", script]), &input);
+    assert!(out.status.success(), "PyJWT failed: {}", String::from_utf8_lossy(&out.stderr));
+    let results: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    results
+        .into_iter()
+        .map(|r| match r.get("ok") {
+            Some(claims) => Ok(claims.clone()),
+            None => Err(r["err"].as_str().unwrap_or("?").to_owned()),
+        })
+        .collect()
+}
+
+/// Verifies a JOSE signature with the openssl CLI (ECDSA converted back to DER).
+pub fn openssl_verify(pem: &str, alg: kms_jwt::Algorithm, signing_input: &str, jose_signature: &[u8]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let (pem_path, sig_path, msg_path) =
+        (dir.path().join("pub.pem"), dir.path().join("sig.bin"), dir.path().join("msg"));
+    std::fs::write(&pem_path, pem).unwrap();
+    std::fs::write(&msg_path, signing_input).unwrap();
+    let sig =
+        if alg.is_ecdsa() { kms_jwt::ecdsa::fixed_to_der(jose_signature).unwrap() } else { jose_signature.to_vec() };
+    std::fs::write(&sig_path, sig).unwrap();
+    let digest = match alg.digest().output_len() {
+        32 => "-sha256",
+        48 => "-sha384",
+        _ => "-sha512",
+    };
+    let mut cmd = Command::new("openssl");
+    cmd.args(["dgst", digest, "-verify"]).arg(&pem_path).arg("-signature").arg(&sig_path);
+    if alg.name().starts_with("PS") {
+        cmd.args(["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"]);
+    }
+    cmd.arg(&msg_path).output().expect("openssl")
+}
+
+/// Runs a command with `input` on stdin.
+pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write as _;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait");
+    writer.join().unwrap();
+    out
+}

@@ -1,0 +1,74 @@
+//! `cargo xtask localstack up|down|status`: a thin front for `scripts/localstack.sh`.
+
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+
+/// Start, stop or check `LocalStack`
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    #[arg(value_enum)]
+    action: Action,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Action {
+    /// Install (cached venv) and start `LocalStack` on 127.0.0.1:4566, wait until KMS is up
+    Up,
+    /// Stop the `LocalStack` this script started
+    Down,
+    /// Say whether `LocalStack` is up
+    Status,
+}
+
+pub(crate) fn run(args: &Args) -> Result<()> {
+    let action = match args.action {
+        Action::Up => "up",
+        Action::Down => "down",
+        Action::Status => "status",
+    };
+    script(action).map(drop)
+}
+
+/// Runs `scripts/localstack.sh ACTION` and returns what it printed on stdout (the endpoint).
+pub(crate) fn script(action: &str) -> Result<String> {
+    let path = crate::repo_root().join("scripts/localstack.sh");
+    let out = Command::new("bash")
+        .arg(&path)
+        .arg(action)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {}", path.display()))?;
+    if !out.status.success() {
+        bail!("scripts/localstack.sh {action} failed");
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// A `LocalStack` that this process started, stopped on drop (also when a step fails).
+pub(crate) struct Guard {
+    pub(crate) endpoint: String,
+    started: bool,
+}
+
+impl Guard {
+    /// Reuses a running `LocalStack`, or starts one and remembers to stop it.
+    pub(crate) fn up() -> Result<Guard> {
+        let running = script("status").is_ok();
+        let endpoint = script("up")?;
+        Ok(Guard { endpoint, started: !running })
+    }
+
+    /// The Python of the `LocalStack` venv (boto3, `PyJWT`).
+    pub(crate) fn python() -> Result<String> {
+        script("python")
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.started {
+            let _ = script("down");
+        }
+    }
+}
