@@ -5,6 +5,9 @@
 mod ci;
 mod demo;
 mod localstack;
+mod provision;
+mod public_key;
+mod rotate;
 
 use std::process::ExitCode;
 
@@ -24,6 +27,12 @@ struct Xtask {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create a key set's KMS key and alias (idempotent); prints a JSON summary
+    Provision(provision::Args),
+    /// Rotate a key set through its aliases; prints a JSON summary
+    Rotate(rotate::Args),
+    /// Export a key set's public key as PEM, JWK or JWKS
+    PublicKey(public_key::Args),
     /// Start, stop or check the local `LocalStack` (KMS) used by tests and the demo
     Localstack(localstack::Args),
     /// The whole seed flow against `LocalStack`, narrated
@@ -35,6 +44,9 @@ enum Command {
 fn main() -> ExitCode {
     let xtask = Xtask::parse();
     let result = match xtask.command {
+        Command::Provision(args) => block_on(provision::run(args, &xtask.kms)),
+        Command::Rotate(args) => block_on(rotate::run(args, &xtask.kms)),
+        Command::PublicKey(args) => block_on(public_key::run(args, &xtask.kms)),
         Command::Localstack(args) => localstack::run(&args),
         Command::Demo => demo::run(&xtask.kms),
         Command::Ci => ci::run(),
@@ -49,6 +61,22 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime").block_on(future)
+}
+
+/// Prints a JSON document on stdout.
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    print_text(&(serde_json::to_string_pretty(value)? + "\n"))
+}
+
+/// Prints text on stdout.
+fn print_text(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
 }
 
 /// The repository root (xtask's parent directory).

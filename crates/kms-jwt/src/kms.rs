@@ -46,6 +46,11 @@ pub struct KmsOptions {
     /// Attempts per KMS call, first try included (throttling and 5xx are retried with backoff)
     #[cfg_attr(feature = "cli", arg(long, global = true, value_name = "N", default_value_t = 8))]
     pub max_attempts: u32,
+
+    /// Fixed credentials (access key id, secret) instead of the credential chain: for
+    /// `LocalStack`, which accepts any.
+    #[cfg_attr(feature = "cli", arg(skip))]
+    pub static_credentials: Option<(String, String)>,
 }
 
 impl Default for KmsOptions {
@@ -57,6 +62,7 @@ impl Default for KmsOptions {
             timeout: Duration::from_secs(20),
             attempt_timeout: Duration::from_secs(5),
             max_attempts: 8,
+            static_credentials: None,
         }
     }
 }
@@ -91,6 +97,10 @@ impl KmsOptions {
         }
         if let Some(region) = &self.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some((id, secret)) = &self.static_credentials {
+            loader =
+                loader.credentials_provider(aws_sdk_kms::config::Credentials::new(id, secret, None, None, "kms-jwt"));
         }
         if let Some(profile) = &self.profile {
             loader = loader.profile_name(profile);

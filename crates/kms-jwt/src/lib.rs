@@ -25,6 +25,7 @@ mod error;
 mod json;
 pub mod jwk;
 pub mod jws;
+pub mod keyset;
 pub mod kms;
 pub mod signer;
 pub mod verify;

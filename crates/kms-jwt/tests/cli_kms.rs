@@ -178,3 +178,33 @@ async fn kms_errors_are_one_line_with_exit_2() {
         "cannot reach kms",
     );
 }
+
+#[tokio::test]
+async fn jwks_of_an_alias_publishes_the_whole_key_set() {
+    use kms_jwt::keyset::{KeySetName, KeySets, ProvisionRequest, RotationPolicy};
+    let client = support::client().await;
+    let sets = KeySets::new(client.clone(), support::options());
+    let name = KeySetName::parse(&support::unique("kms-jwt-cli")).unwrap();
+    let req = ProvisionRequest {
+        name: name.clone(),
+        key_spec: "ECC_NIST_P256".into(),
+        description: "t".into(),
+        tags: vec![],
+    };
+    sets.provision(&req).await.unwrap();
+    let old = stdout(&kms_jwt(&["sign", "--key", name.name()]));
+    let policy = RotationPolicy {
+        pending_window_days: 7,
+        min_overlap: std::time::Duration::ZERO,
+        force: false,
+        description: "t".into(),
+    };
+    sets.rotate(&name, &policy).await.unwrap();
+    let jwks = Jwks::parse(stdout(&kms_jwt(&["jwks", "--key", &name.current()])).as_bytes()).unwrap();
+    assert_eq!(jwks.keys.len(), 2, "current and previous");
+    // verify --key with the set's name accepts tokens of both keys.
+    let new = stdout(&kms_jwt(&["sign", "--key", &name.current()]));
+    for token in [old.trim_end(), new.trim_end()] {
+        stdout(&kms_jwt(&["verify", token, "--key", name.name()]));
+    }
+}

@@ -5,13 +5,14 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use kms_jwt::kms::{KeyInfo, KmsOptions, describe_signing_key};
+use kms_jwt::keyset::{KeySetName, KeySets};
+use kms_jwt::kms::{KeyInfo, KmsOptions, describe_signing_key, normalize_key_ref};
 use kms_jwt::{Algorithm, Jwk, Jwks};
 
 /// Print the JWKS (JSON) of KMS keys
 #[derive(Args)]
 pub(crate) struct JwksArgs {
-    /// Key id, ARN, alias/NAME or NAME; repeat for several keys
+    /// Key id or ARN, or alias/NAME (or NAME) for the key set's current, previous and next keys; repeatable
     #[arg(long, value_name = "KEY", required = true)]
     key: Vec<String>,
 
@@ -42,18 +43,30 @@ enum Format {
     Jwk,
 }
 
-/// Each key with the algorithm it is pinned to (`alg`, or its key spec's default).
+/// Each key with the algorithm it is pinned to (`alg`, or its key spec's default). An alias
+/// names a key set: its current, previous and next keys, each while enabled.
 pub(crate) async fn fetch_keys(
     keys: &[String],
     alg: Option<Algorithm>,
     opts: &KmsOptions,
 ) -> Result<Vec<(KeyInfo, Algorithm)>> {
     let client = opts.client().await?;
-    let mut out = Vec::with_capacity(keys.len());
+    let sets = KeySets::new(client.clone(), opts.clone());
+    let mut out: Vec<(KeyInfo, Algorithm)> = Vec::with_capacity(keys.len());
     for key in keys {
-        let info = describe_signing_key(&client, key, opts).await?;
-        let alg = info.algorithm(alg)?;
-        out.push((info, alg));
+        let key = normalize_key_ref(key);
+        let found = if let Some(name) = key.strip_prefix("alias/") {
+            sets.published(&KeySetName::parse(name)?, alg).await?
+        } else {
+            let info = describe_signing_key(&client, &key, opts).await?;
+            let alg = info.algorithm(alg)?;
+            vec![(info, alg)]
+        };
+        for (info, alg) in found {
+            if !out.iter().any(|(k, _)| k.key_id == info.key_id) {
+                out.push((info, alg));
+            }
+        }
     }
     Ok(out)
 }
@@ -75,8 +88,11 @@ pub(crate) async fn jwks(args: JwksArgs, opts: &KmsOptions) -> Result<ExitCode> 
 }
 
 pub(crate) async fn public_key(args: PublicKeyArgs, opts: &KmsOptions) -> Result<ExitCode> {
-    let jwks = fetch_jwks(std::slice::from_ref(&args.key), args.alg, opts).await?;
-    let jwk = &jwks.keys[0];
+    // One key: the alias's current key, not its whole set.
+    let client = opts.client().await?;
+    let info = describe_signing_key(&client, &args.key, opts).await?;
+    let jwk =
+        Jwk { alg: Some(info.algorithm(args.alg)?), kid: Some(info.public_key.thumbprint()), key: info.public_key };
     let text = match args.format {
         Format::Pem => jwk.key.to_pem(),
         Format::Jwk => format!("{}\n", serde_json::to_string_pretty(&jwk.to_json())?),

@@ -1,0 +1,537 @@
+//! Key sets: a signing key published through three aliases, provisioned and rotated from
+//! KMS state alone.
+//!
+//! | alias                 | role                                   | published |
+//! |-----------------------|----------------------------------------|-----------|
+//! | `alias/NAME`          | current: new tokens are signed with it | yes       |
+//! | `alias/NAME/previous` | current before the last rotation       | while enabled |
+//! | `alias/NAME/next`     | staged for the next rotation           | yes       |
+//!
+//! Finding a set costs three `DescribeKey` calls, never a scan. Every step of a rotation is
+//! ordered so that a run stopped after any KMS call can be re-run and converges, and the
+//! current alias is only ever moved, never deleted.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_kms::Client;
+use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, Tag};
+use serde_json::{Value, json};
+
+use crate::kms::{ErrorContext, KeyInfo, KmsOptions, describe_signing_key, map_sdk_error};
+use crate::{Algorithm, Error, Jwk, Jwks, Result};
+
+/// Tag naming the key set a key belongs to.
+pub const TAG_KEY_SET: &str = "kms-jwt:key-set";
+/// Tag with the key's creation time (RFC 3339).
+pub const TAG_CREATED_AT: &str = "kms-jwt:created-at";
+/// Tag with the time the key stopped being current (RFC 3339).
+pub const TAG_DEMOTED_AT: &str = "kms-jwt:demoted-at";
+/// Tag with the key's RFC 7638 thumbprint: its `kid`, readable after the key is retired.
+pub const TAG_KID: &str = "kms-jwt:kid";
+/// The key spec `provision` creates unless asked otherwise.
+pub const DEFAULT_KEY_SPEC: &str = "RSA_2048";
+/// The key usage of every key a set holds.
+pub const KEY_USAGE: &str = "SIGN_VERIFY";
+
+/// The three aliases of a key set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySetName(String);
+
+impl KeySetName {
+    /// Accepts `NAME` or `alias/NAME`.
+    pub fn parse(name: &str) -> Result<KeySetName> {
+        let name = name.strip_prefix("alias/").unwrap_or(name);
+        let valid = !name.is_empty()
+            && name.len() <= 240
+            && !name.starts_with("aws/")
+            && !name.ends_with("/previous")
+            && !name.ends_with("/next")
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b));
+        if !valid {
+            return Err(Error::Refused(format!(
+                "{name:?} is not a key set name (letters, digits, / _ -, not aws/..., not ending in /previous or /next)"
+            )));
+        }
+        Ok(KeySetName(name.to_owned()))
+    }
+
+    /// `NAME`.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+
+    /// `alias/NAME`: the current key.
+    #[must_use]
+    pub fn current(&self) -> String {
+        format!("alias/{}", self.0)
+    }
+
+    /// `alias/NAME/previous`.
+    #[must_use]
+    pub fn previous(&self) -> String {
+        format!("alias/{}/previous", self.0)
+    }
+
+    /// `alias/NAME/next`.
+    #[must_use]
+    pub fn next(&self) -> String {
+        format!("alias/{}/next", self.0)
+    }
+}
+
+/// One key of a set, as `DescribeKey` and `ListResourceTags` report it.
+#[derive(Debug, Clone)]
+pub struct SetKey {
+    /// Key id.
+    pub key_id: String,
+    /// Key ARN.
+    pub arn: String,
+    /// Key spec.
+    pub key_spec: String,
+    /// Key state (`Enabled`, `PendingDeletion`, ...).
+    pub state: String,
+    /// The key's tags.
+    pub tags: HashMap<String, String>,
+}
+
+impl SetKey {
+    fn enabled(&self) -> bool {
+        self.state == KeyState::Enabled.as_str()
+    }
+
+    /// The `kid` recorded at creation, if the key was made by kms-jwt.
+    #[must_use]
+    pub fn kid(&self) -> Option<&str> {
+        self.tags.get(TAG_KID).map(String::as_str)
+    }
+
+    fn summary(&self) -> Value {
+        json!({ "key_id": self.key_id, "kid": self.kid(), "state": self.state })
+    }
+
+    fn demoted_at(&self) -> Option<SystemTime> {
+        self.tags.get(TAG_DEMOTED_AT).and_then(|t| humantime::parse_rfc3339(t).ok())
+    }
+}
+
+/// The keys the three aliases point at now.
+#[derive(Debug, Clone)]
+pub struct KeySetState {
+    /// The set's name.
+    pub name: KeySetName,
+    /// `alias/NAME`.
+    pub current: Option<SetKey>,
+    /// `alias/NAME/previous`.
+    pub previous: Option<SetKey>,
+    /// `alias/NAME/next`.
+    pub next: Option<SetKey>,
+}
+
+/// Operations on key sets through one KMS client.
+#[derive(Debug, Clone)]
+pub struct KeySets {
+    client: Client,
+    opts: KmsOptions,
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+fn tag(key: &str, value: impl Into<String>) -> Result<Tag> {
+    Tag::builder().tag_key(key).tag_value(value).build().map_err(|e| Error::Config(e.to_string()))
+}
+
+impl KeySets {
+    /// Key-set operations with this client; `opts` sets error messages' timeouts.
+    #[must_use]
+    pub fn new(client: Client, opts: KmsOptions) -> KeySets {
+        KeySets { client, opts }
+    }
+
+    fn errors(&self) -> ErrorContext {
+        ErrorContext::from(&self.opts)
+    }
+
+    /// `DescribeKey` on an alias; `None` if the alias does not exist.
+    async fn describe(&self, alias: &str, with_tags: bool) -> Result<Option<SetKey>> {
+        let out = match self.client.describe_key().key_id(alias).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                return match map_sdk_error(&e, alias, &self.errors()) {
+                    Error::KeyNotFound(_) => Ok(None),
+                    other => Err(other),
+                };
+            }
+        };
+        let meta = out.key_metadata.ok_or_else(|| Error::InvalidResponse("DescribeKey without KeyMetadata".into()))?;
+        let mut key = SetKey {
+            key_id: meta.key_id().to_owned(),
+            arn: meta.arn().unwrap_or_default().to_owned(),
+            key_spec: meta.key_spec().map_or("unknown", |s| s.as_str()).to_owned(),
+            state: meta.key_state().map_or("unknown", KeyState::as_str).to_owned(),
+            tags: HashMap::new(),
+        };
+        if with_tags {
+            let tags = self
+                .client
+                .list_resource_tags()
+                .key_id(&key.key_id)
+                .send()
+                .await
+                .map_err(|e| map_sdk_error(&e, alias, &self.errors()))?;
+            key.tags = tags.tags().iter().map(|t| (t.tag_key().to_owned(), t.tag_value().to_owned())).collect();
+        }
+        Ok(Some(key))
+    }
+
+    /// The set's keys: three `DescribeKey` calls and one `ListResourceTags` per key found.
+    pub async fn resolve(&self, name: &KeySetName) -> Result<KeySetState> {
+        // Boxed: each SDK call future is kilobytes, and three of them inline make every
+        // caller's future huge.
+        let (current, previous, next) = futures_util::future::try_join3(
+            Box::pin(self.describe(&name.current(), true)),
+            Box::pin(self.describe(&name.previous(), true)),
+            Box::pin(self.describe(&name.next(), true)),
+        )
+        .await?;
+        Ok(KeySetState { name: name.clone(), current, previous, next })
+    }
+
+    /// Every enabled key of the set (next, current, previous) with its public key and the
+    /// algorithm it signs with, for publication in a JWKS.
+    pub async fn published(&self, name: &KeySetName, alg: Option<Algorithm>) -> Result<Vec<(KeyInfo, Algorithm)>> {
+        let state = self.resolve(name).await?;
+        let Some(current) = &state.current else {
+            return Err(Error::KeyNotFound(name.current()));
+        };
+        let mut out: Vec<(KeyInfo, Algorithm)> = Vec::new();
+        for key in [state.next.as_ref(), Some(current), state.previous.as_ref()].into_iter().flatten() {
+            if !key.enabled() || out.iter().any(|(k, _)| k.key_id == key.key_id) {
+                continue;
+            }
+            let info = describe_signing_key(&self.client, &key.arn, &self.opts).await?;
+            let alg = info.algorithm(alg)?;
+            out.push((info, alg));
+        }
+        Ok(out)
+    }
+
+    /// The JWKS of a set: every published key with its thumbprint `kid` and `alg`.
+    pub async fn jwks(&self, name: &KeySetName, alg: Option<Algorithm>) -> Result<Jwks> {
+        let keys = self.published(name, alg).await?;
+        Ok(Jwks {
+            keys: keys
+                .into_iter()
+                .map(|(info, alg)| Jwk {
+                    kid: Some(info.public_key.thumbprint()),
+                    key: info.public_key,
+                    alg: Some(alg),
+                })
+                .collect(),
+        })
+    }
+
+    /// Creates a key for the set, tagged with the set, its creation time and its kid.
+    async fn create_key(
+        &self,
+        name: &KeySetName,
+        spec: &str,
+        description: &str,
+        extra: &[(String, String)],
+    ) -> Result<SetKey> {
+        let mut tags = vec![tag(TAG_KEY_SET, name.name())?, tag(TAG_CREATED_AT, now_rfc3339())?];
+        for (k, v) in extra {
+            tags.push(tag(k, v.clone())?);
+        }
+        let created = self
+            .client
+            .create_key()
+            .key_usage(KeyUsageType::SignVerify)
+            .key_spec(KeySpec::from(spec))
+            .description(description)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&e, name.name(), &self.errors()))?;
+        let meta =
+            created.key_metadata.ok_or_else(|| Error::InvalidResponse("CreateKey without KeyMetadata".into()))?;
+        let info = describe_signing_key(&self.client, meta.key_id(), &self.opts).await?;
+        let kid = info.public_key.thumbprint();
+        self.client
+            .tag_resource()
+            .key_id(&info.key_id)
+            .tags(tag(TAG_KID, kid.clone())?)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&e, &info.key_id, &self.errors()))?;
+        Ok(SetKey {
+            key_id: info.key_id,
+            arn: info.arn,
+            key_spec: info.key_spec,
+            state: KeyState::Enabled.as_str().to_owned(),
+            tags: HashMap::from([(TAG_KID.to_owned(), kid), (TAG_KEY_SET.to_owned(), name.name().to_owned())]),
+        })
+    }
+
+    /// Points `alias` at `key_id`, creating the alias if needed.
+    async fn point(&self, alias: &str, key_id: &str, exists: bool) -> Result<()> {
+        if exists {
+            self.client
+                .update_alias()
+                .alias_name(alias)
+                .target_key_id(key_id)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| map_sdk_error(&e, alias, &self.errors()))
+        } else {
+            self.client
+                .create_alias()
+                .alias_name(alias)
+                .target_key_id(key_id)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| map_sdk_error(&e, alias, &self.errors()))
+        }
+    }
+
+    /// Creates the set's key and current alias, or reports the set if it already exists.
+    pub async fn provision(&self, req: &ProvisionRequest) -> Result<Provisioned> {
+        if Algorithm::default_for_key_spec(&req.key_spec).is_none() {
+            return Err(Error::Refused(format!("key spec {} cannot sign JWTs", req.key_spec)));
+        }
+        let name = &req.name;
+        let state = self.resolve(name).await?;
+        let (key, created) = match (state.current, state.next) {
+            (Some(current), _) => (current, false),
+            // An interrupted provision that staged its key: promote it rather than make another.
+            (None, Some(next)) => {
+                self.point(&name.current(), &next.key_id, false).await?;
+                (next, true)
+            }
+            (None, None) => {
+                let key = self.create_key(name, &req.key_spec, &req.description, &req.tags).await?;
+                self.point(&name.current(), &key.key_id, false).await?;
+                (key, true)
+            }
+        };
+        let info = describe_signing_key(&self.client, &key.arn, &self.opts).await?;
+        let alg = info.algorithm(None)?;
+        Ok(Provisioned { alias: name.current(), kid: info.public_key.thumbprint(), alg, info, created })
+    }
+
+    /// Works out what a rotation would do, without changing anything.
+    pub async fn plan_rotation(&self, name: &KeySetName, policy: &RotationPolicy) -> Result<RotationPlan> {
+        if !(7..=30).contains(&policy.pending_window_days) {
+            return Err(Error::Refused(format!(
+                "--pending-window-days must be between 7 and 30, not {}",
+                policy.pending_window_days
+            )));
+        }
+        let state = self.resolve(name).await?;
+        let current = state.current.clone().ok_or_else(|| Error::KeyNotFound(name.current()))?;
+        // A rotation stopped after moving the current alias: only the cleanup is left.
+        if state.next.as_ref().is_some_and(|n| n.key_id == current.key_id) {
+            return Ok(RotationPlan { state, stage_new: false, retire: None, finish_only: true });
+        }
+        let retire = state
+            .previous
+            .clone()
+            .filter(|p| p.key_id != current.key_id && p.state != KeyState::PendingDeletion.as_str());
+        if let Some(old) = retire.as_ref().filter(|_| !policy.force) {
+            let Some(demoted) = old.demoted_at() else {
+                return Err(Error::Refused(format!(
+                    "previous key {} has no {TAG_DEMOTED_AT} tag, so its overlap cannot be checked; \
+                     pass --force to retire it anyway",
+                    old.key_id
+                )));
+            };
+            let age = SystemTime::now().duration_since(demoted).unwrap_or(Duration::ZERO);
+            if age < policy.min_overlap {
+                return Err(Error::Refused(format!(
+                    "previous key {} was demoted {} ago, less than --min-overlap {}; tokens it signed may \
+                     still be valid. Nothing was changed (pass --force to retire it now)",
+                    old.key_id,
+                    humantime::format_duration(Duration::from_secs(age.as_secs())),
+                    humantime::format_duration(policy.min_overlap)
+                )));
+            }
+        }
+        Ok(RotationPlan { stage_new: state.next.is_none(), state, retire, finish_only: false })
+    }
+
+    /// Rotates: stage (or promote) the new key, retire the key that drops out, demote the
+    /// current key to `previous`, make the new key current, and clear `next`.
+    pub async fn rotate(&self, name: &KeySetName, policy: &RotationPolicy) -> Result<RotationOutcome> {
+        let plan = self.plan_rotation(name, policy).await?;
+        let mut state = plan.state.clone();
+        let current = state.current.clone().ok_or_else(|| Error::KeyNotFound(name.current()))?;
+        if !plan.finish_only {
+            // 1. The new key is staged under `next` before anything else moves, so that a
+            //    re-run promotes it instead of creating another.
+            let new = if let Some(next) = state.next.clone() {
+                next
+            } else {
+                let key = self.create_key(name, &current.key_spec, &policy.description, &[]).await?;
+                self.point(&name.next(), &key.key_id, false).await?;
+                key
+            };
+            if !new.enabled() {
+                return Err(Error::Refused(format!("staged key {} is {}, not Enabled", new.key_id, new.state)));
+            }
+            // 2. Retire the key that drops out while `previous` still names it: a re-run sees
+            //    it pending deletion and moves on.
+            if let Some(old) = &plan.retire {
+                self.client
+                    .schedule_key_deletion()
+                    .key_id(&old.key_id)
+                    .pending_window_in_days(policy.pending_window_days)
+                    .send()
+                    .await
+                    .map_err(|e| map_sdk_error(&e, &old.key_id, &self.errors()))?;
+            }
+            // 3. Record when the current key stops being current: the overlap guard of the
+            //    next rotation reads it.
+            self.client
+                .tag_resource()
+                .key_id(&current.key_id)
+                .tags(tag(TAG_DEMOTED_AT, now_rfc3339())?)
+                .send()
+                .await
+                .map_err(|e| map_sdk_error(&e, &current.key_id, &self.errors()))?;
+            // 4. previous <- current; 5. current <- new. The current alias is only updated.
+            self.point(&name.previous(), &current.key_id, state.previous.is_some()).await?;
+            self.point(&name.current(), &new.key_id, true).await?;
+            state.next = Some(new);
+        }
+        // 6. `next` is empty again.
+        if state.next.is_some() {
+            self.client
+                .delete_alias()
+                .alias_name(name.next())
+                .send()
+                .await
+                .map_err(|e| map_sdk_error(&e, &name.next(), &self.errors()))?;
+        }
+        let after = self.resolve(name).await?;
+        let retired = plan
+            .retire
+            .into_iter()
+            .map(|key| SetKey { state: KeyState::PendingDeletion.as_str().to_owned(), ..key })
+            .collect();
+        Ok(RotationOutcome { state: after, retired })
+    }
+}
+
+/// What `provision` creates.
+#[derive(Debug, Clone)]
+pub struct ProvisionRequest {
+    /// The set.
+    pub name: KeySetName,
+    /// Key spec, `RSA_2048` by default.
+    pub key_spec: String,
+    /// Key description.
+    pub description: String,
+    /// Extra tags.
+    pub tags: Vec<(String, String)>,
+}
+
+/// What `provision` found or made.
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    /// `alias/NAME`.
+    pub alias: String,
+    /// The current key.
+    pub info: KeyInfo,
+    /// Its default algorithm.
+    pub alg: Algorithm,
+    /// Its thumbprint.
+    pub kid: String,
+    /// Whether this call created it (false: the set already existed).
+    pub created: bool,
+}
+
+impl Provisioned {
+    /// The JSON summary: alias, key id and ARN, key spec, alg, kid.
+    #[must_use]
+    pub fn to_json(&self) -> Value {
+        json!({
+            "alias": self.alias,
+            "key_id": self.info.key_id,
+            "key_arn": self.info.arn,
+            "key_spec": self.info.key_spec,
+            "alg": self.alg.name(),
+            "kid": self.kid,
+            "created": self.created,
+        })
+    }
+}
+
+/// Rotation settings.
+#[derive(Debug, Clone)]
+pub struct RotationPolicy {
+    /// Deletion window for the retired key (7 to 30 days).
+    pub pending_window_days: i32,
+    /// Minimum time a key stays `previous` before it may be retired.
+    pub min_overlap: Duration,
+    /// Retire even within the overlap.
+    pub force: bool,
+    /// Description of a newly created key.
+    pub description: String,
+}
+
+/// A rotation, worked out but not applied.
+#[derive(Debug, Clone)]
+pub struct RotationPlan {
+    /// The set before the rotation.
+    pub state: KeySetState,
+    /// Whether a new key will be created (no staged `next`).
+    pub stage_new: bool,
+    /// The key that will be scheduled for deletion.
+    pub retire: Option<SetKey>,
+    /// Only the cleanup of an interrupted rotation remains.
+    pub finish_only: bool,
+}
+
+impl RotationPlan {
+    /// The plan as JSON, for `--dry-run`.
+    #[must_use]
+    pub fn to_json(&self) -> Value {
+        let s = &self.state;
+        let new = match (&s.next, self.stage_new) {
+            (Some(next), _) => next.summary(),
+            (None, _) => json!("a new key"),
+        };
+        json!({
+            "dry_run": true,
+            "current": if self.finish_only { s.current.as_ref().map(SetKey::summary) } else { Some(new) },
+            "previous": if self.finish_only { s.previous.as_ref().map(SetKey::summary) } else { s.current.as_ref().map(SetKey::summary) },
+            "retired": self.retire.iter().map(SetKey::summary).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// The set after a rotation.
+#[derive(Debug, Clone)]
+pub struct RotationOutcome {
+    /// The set now.
+    pub state: KeySetState,
+    /// Keys scheduled for deletion by this rotation.
+    pub retired: Vec<SetKey>,
+}
+
+impl RotationOutcome {
+    /// `{"current":{...},"previous":{...},"retired":[...]}` with key id and kid per key.
+    #[must_use]
+    pub fn to_json(&self) -> Value {
+        json!({
+            "current": self.state.current.as_ref().map(SetKey::summary),
+            "previous": self.state.previous.as_ref().map(SetKey::summary),
+            "retired": self.retired.iter().map(SetKey::summary).collect::<Vec<_>>(),
+        })
+    }
+}

@@ -1,0 +1,178 @@
+//! Key sets against LocalStack: idempotent provision, rotation continuity, the overlap
+//! guard, dry runs, forced retirement, and interrupted rotations converging.
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+mod support;
+
+use std::time::Duration;
+
+use aws_sdk_kms::Client;
+use kms_jwt::keyset::{KeySetName, KeySets, ProvisionRequest, RotationPolicy, TAG_KEY_SET, TAG_KID};
+use kms_jwt::kms::KmsSigner;
+use kms_jwt::{Claims, Error, JwtSigner, TokenError, Verifier};
+
+const FAR_FUTURE: i64 = 4_102_444_800;
+
+fn policy(force: bool) -> RotationPolicy {
+    RotationPolicy {
+        pending_window_days: 7,
+        min_overlap: Duration::from_secs(24 * 3600),
+        force,
+        description: "test".into(),
+    }
+}
+
+async fn setup(spec: &str) -> (Client, KeySets, KeySetName) {
+    let client = support::client().await;
+    let sets = KeySets::new(client.clone(), support::options());
+    let name = KeySetName::parse(&support::unique("kms-jwt-test")).unwrap();
+    let req = ProvisionRequest { name: name.clone(), key_spec: spec.into(), description: "test".into(), tags: vec![] };
+    sets.provision(&req).await.unwrap();
+    (client, sets, name)
+}
+
+async fn target(client: &Client, alias: &str) -> Option<String> {
+    client.describe_key().key_id(alias).send().await.ok().map(|o| o.key_metadata.unwrap().key_id().to_owned())
+}
+
+async fn sign(client: &Client, name: &KeySetName) -> String {
+    let signer =
+        JwtSigner::new(KmsSigner::new(client.clone(), &name.current(), None, &support::options()).await.unwrap())
+            .unwrap();
+    signer.sign(&Claims::new().subject("s").expires_at(FAR_FUTURE)).await.unwrap()
+}
+
+#[tokio::test]
+async fn provision_is_idempotent_and_tags_the_key() {
+    let client = support::client().await;
+    let sets = KeySets::new(client.clone(), support::options());
+    let name = KeySetName::parse(&format!("alias/{}", support::unique("kms-jwt-test"))).unwrap();
+    let req = ProvisionRequest {
+        name: name.clone(),
+        key_spec: "RSA_2048".into(),
+        description: "d".into(),
+        tags: vec![("team".into(), "auth".into())],
+    };
+    let first = sets.provision(&req).await.unwrap();
+    let second = sets.provision(&req).await.unwrap();
+    assert!(first.created && !second.created);
+    assert_eq!(first.info.key_id, second.info.key_id, "no second key");
+    assert_eq!(first.to_json()["key_spec"], "RSA_2048");
+    assert_eq!(first.to_json()["alg"], "RS256");
+    let state = sets.resolve(&name).await.unwrap();
+    let tags = &state.current.unwrap().tags;
+    assert_eq!(tags[TAG_KEY_SET], name.name());
+    assert_eq!(tags[TAG_KID], first.kid);
+    assert_eq!(tags["team"], "auth");
+    assert!(state.previous.is_none() && state.next.is_none());
+}
+
+#[tokio::test]
+async fn rotation_keeps_old_tokens_valid_and_the_guard_changes_nothing() {
+    let (client, sets, name) = setup("ECC_NIST_P256").await;
+    let first_key = target(&client, &name.current()).await.unwrap();
+    let before = sign(&client, &name).await;
+
+    let out = sets.rotate(&name, &policy(false)).await.unwrap();
+    assert!(out.retired.is_empty(), "nothing to retire on the first rotation");
+    let second_key = target(&client, &name.current()).await.unwrap();
+    assert_ne!(first_key, second_key);
+    assert_eq!(target(&client, &name.previous()).await.unwrap(), first_key);
+    assert_eq!(target(&client, &name.next()).await, None);
+    let after = sign(&client, &name).await;
+    let jwks = sets.jwks(&name, None).await.unwrap();
+    assert_eq!(jwks.keys.len(), 2);
+    let verifier = Verifier::from_jwks(&jwks, None).unwrap();
+    verifier.verify(&before).unwrap();
+    verifier.verify(&after).unwrap();
+
+    // Dry run: shows the retirement it would do, and does nothing.
+    let plan = sets.plan_rotation(&name, &policy(true)).await.unwrap();
+    assert_eq!(plan.to_json()["retired"][0]["key_id"], first_key.as_str());
+    // The guard: the first key was demoted seconds ago.
+    let err = sets.rotate(&name, &policy(false)).await.unwrap_err();
+    assert!(matches!(&err, Error::Refused(m) if m.contains("--min-overlap")), "{err}");
+    assert_eq!(target(&client, &name.current()).await.unwrap(), second_key);
+    assert_eq!(target(&client, &name.previous()).await.unwrap(), first_key);
+    assert_eq!(target(&client, &name.next()).await, None, "a refused rotation stages nothing");
+    let state = client.describe_key().key_id(&first_key).send().await.unwrap();
+    assert_eq!(state.key_metadata.unwrap().key_state().unwrap().as_str(), "Enabled");
+
+    // Forced: the first key is retired and leaves the JWKS; tokens it signed stop verifying.
+    let out = sets.rotate(&name, &policy(true)).await.unwrap();
+    assert_eq!(out.retired.len(), 1);
+    assert_eq!(out.retired[0].key_id, first_key);
+    let meta = client.describe_key().key_id(&first_key).send().await.unwrap().key_metadata.unwrap();
+    assert_eq!(meta.key_state().unwrap().as_str(), "PendingDeletion");
+    let jwks = sets.jwks(&name, None).await.unwrap();
+    assert_eq!(jwks.keys.len(), 2);
+    let verifier = Verifier::from_jwks(&jwks, None).unwrap();
+    assert!(matches!(verifier.verify(&before).unwrap_err(), TokenError::UnknownKid(_)));
+    verifier.verify(&after).unwrap();
+}
+
+/// Builds the state a rotation leaves after `steps` of its KMS calls, with the SDK, then
+/// re-runs the rotation and checks it converges on the staged key with no extra key.
+async fn interrupted_after(steps: usize) {
+    let (client, sets, name) = setup("ECC_NIST_P256").await;
+    // A first (forced) rotation gives the set a previous key to retire.
+    sets.rotate(&name, &policy(true)).await.unwrap();
+    let a = target(&client, &name.current()).await.unwrap();
+    let p = target(&client, &name.previous()).await.unwrap();
+    let b = support::signing_key(&client, "ECC_NIST_P256").await;
+    if steps >= 1 {
+        client.create_alias().alias_name(name.next()).target_key_id(&b).send().await.unwrap();
+    }
+    if steps >= 2 {
+        client.schedule_key_deletion().key_id(&p).pending_window_in_days(7).send().await.unwrap();
+    }
+    if steps >= 3 {
+        client.update_alias().alias_name(name.previous()).target_key_id(&a).send().await.unwrap();
+    }
+    if steps >= 4 {
+        client.update_alias().alias_name(name.current()).target_key_id(&b).send().await.unwrap();
+    }
+    assert!(target(&client, &name.current()).await.is_some(), "never without a current key");
+    sets.rotate(&name, &policy(true)).await.unwrap();
+    assert_eq!(
+        target(&client, &name.current()).await.unwrap(),
+        b,
+        "after {steps} steps: the staged key, not a new one"
+    );
+    assert_eq!(target(&client, &name.previous()).await.unwrap(), a, "after {steps} steps");
+    assert_eq!(target(&client, &name.next()).await, None);
+    let p_state = client.describe_key().key_id(&p).send().await.unwrap().key_metadata.unwrap();
+    assert_eq!(p_state.key_state().unwrap().as_str(), "PendingDeletion", "after {steps} steps");
+}
+
+#[tokio::test]
+async fn interrupted_rotation_converges_after_staging() {
+    interrupted_after(1).await;
+}
+
+#[tokio::test]
+async fn interrupted_rotation_converges_after_retiring() {
+    interrupted_after(2).await;
+}
+
+#[tokio::test]
+async fn interrupted_rotation_converges_after_moving_previous() {
+    interrupted_after(3).await;
+}
+
+#[tokio::test]
+async fn interrupted_rotation_converges_after_moving_current() {
+    interrupted_after(4).await;
+}
+
+#[tokio::test]
+async fn bad_names_and_windows_are_refused() {
+    assert!(KeySetName::parse("aws/thing").is_err());
+    assert!(KeySetName::parse("x/previous").is_err());
+    assert!(KeySetName::parse("has space").is_err());
+    let (_, sets, name) = setup("ECC_NIST_P256").await;
+    let mut bad = policy(false);
+    bad.pending_window_days = 3;
+    assert!(matches!(sets.rotate(&name, &bad).await.unwrap_err(), Error::Refused(_)));
+}

@@ -1,0 +1,62 @@
+//! `cargo xtask public-key`: export a key set's public key as PEM, JWK or JWKS.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use kms_jwt::keyset::{KeySetName, KeySets};
+use kms_jwt::kms::{KmsOptions, describe_signing_key};
+use kms_jwt::{Jwk, Jwks, PublicKey};
+
+/// Export the current public key (pem, jwk) or the set's JWKS
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Key set name: NAME or alias/NAME
+    #[arg(long, value_name = "NAME")]
+    alias: String,
+    /// pem or jwk: the current key; jwks: every published key of the set
+    #[arg(long, value_enum, default_value_t = Format::Pem)]
+    format: Format,
+    /// Write to FILE instead of standard output
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Pem,
+    Jwk,
+    Jwks,
+}
+
+pub(crate) async fn run(args: Args, opts: &KmsOptions) -> Result<()> {
+    let client = opts.client().await?;
+    let name = KeySetName::parse(&args.alias)?;
+    let text = match args.format {
+        Format::Jwks => {
+            serde_json::to_string_pretty(&KeySets::new(client, opts.clone()).jwks(&name, None).await?.to_json())? + "\n"
+        }
+        Format::Pem | Format::Jwk => {
+            let info = describe_signing_key(&client, &name.current(), opts).await?;
+            if matches!(args.format, Format::Pem) {
+                info.public_key.to_pem()
+            } else {
+                let alg = info.algorithm(None)?;
+                let jwk = Jwk { kid: Some(info.public_key.thumbprint()), key: info.public_key, alg: Some(alg) };
+                serde_json::to_string_pretty(&jwk.to_json())? + "\n"
+            }
+        }
+    };
+    match &args.out {
+        Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display())),
+        None => crate::print_text(&text),
+    }
+}
+
+/// Writes `public.pem` and `jwks.json` into `dir`.
+pub(crate) fn write_files(dir: &Path, current: &PublicKey, jwks: &Jwks) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(dir.join("public.pem"), current.to_pem())
+        .with_context(|| format!("cannot write {}/public.pem", dir.display()))?;
+    let json = serde_json::to_string_pretty(&jwks.to_json())? + "\n";
+    std::fs::write(dir.join("jwks.json"), json).with_context(|| format!("cannot write {}/jwks.json", dir.display()))
+}
