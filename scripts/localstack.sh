@@ -9,43 +9,18 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 requirements="$here/localstack-requirements.txt"
-cache=${KMS_JWT_CACHE:-$HOME/.cache/kms-jwt}
-venv="$cache/localstack-venv-$(sha256sum "$requirements" | cut -c1-12)"
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
 state=${LOCALSTACK_STATE:-$repo/.localstack}
 port=${LOCALSTACK_PORT:-4566}
 endpoint="http://127.0.0.1:$port"
-
-say() { printf 'localstack: %s\n' "$*" >&2; }
 
 healthy() {
   curl -fsS --max-time 2 "$endpoint/_localstack/health" 2>/dev/null | grep -q '"kms": "\(available\|running\)"'
 }
 
-python_for_venv() {
-  # LocalStack 2026.3 needs Python 3.12 or 3.13; pyenv has them but not as the default, and
-  # the pyenv shim for python3.13 refuses to run, so take the interpreter by path.
-  local root candidates
-  root=$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")
-  candidates=$(ls -d "$root"/versions/3.1[23]*/bin/python3 2>/dev/null || true)
-  for py in $(printf '%s\n' $candidates | sort -V | tail -1) python3.13 python3.12; do
-    if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3,12),(3,13)) else 1)'; then
-      echo "$py"; return 0
-    fi
-  done
-  say "no Python 3.12 or 3.13 found (pyenv install 3.13, or put python3.13 on PATH)"; return 1
-}
-
 install() {
-  if [ -x "$venv/bin/python" ] && [ -f "$venv/.complete" ]; then
-    return 0
-  fi
-  local py; py=$(python_for_venv)
-  say "installing LocalStack into $venv (first run only, about a minute)"
-  rm -rf "$venv"
-  mkdir -p "$cache"
-  "$py" -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  touch "$venv/.complete"
+  venv=$(venv_for localstack "$requirements")
 }
 
 up() {

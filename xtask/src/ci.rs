@@ -12,6 +12,14 @@ pub(crate) fn run() -> Result<()> {
     cargo(&["fmt", "--all", "--check"], &[])?;
     step("cargo clippy (all targets, all features, warnings are errors)");
     cargo(&["clippy", "--workspace", "--all-targets", "--all-features", "--quiet", "--", "-D", "warnings"], &[])?;
+    step("checkov over infra/ (Terraform; skips are inline with their reasons)");
+    let status = Command::new("bash")
+        .arg(crate::repo_root().join("scripts/checkov.sh"))
+        .status()
+        .context("cannot run scripts/checkov.sh")?;
+    if !status.success() {
+        bail!("checkov found failed checks in infra/");
+    }
     step("building the tests");
     cargo(&["test", "--workspace", "--all-features", "--no-run", "--quiet"], &[])?;
 

@@ -33,6 +33,18 @@ pub const TAG_KID: &str = "kms-jwt:kid";
 pub const DEFAULT_KEY_SPEC: &str = "RSA_2048";
 /// The key usage of every key a set holds.
 pub const KEY_USAGE: &str = "SIGN_VERIFY";
+/// Every KMS action [`KeySets`] performs on a key that already exists (creating keys is the
+/// account-level `kms:CreateKey`). Key policies for rotators grant exactly these.
+pub const ROTATE_KEY_ACTIONS: [&str; 8] = [
+    "kms:DescribeKey",
+    "kms:GetPublicKey",
+    "kms:ListResourceTags",
+    "kms:TagResource",
+    "kms:CreateAlias",
+    "kms:UpdateAlias",
+    "kms:DeleteAlias",
+    "kms:ScheduleKeyDeletion",
+];
 
 /// The three aliases of a key set.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,17 @@
+variable "localstack_endpoint" {
+  description = "LocalStack's edge endpoint."
+  type        = string
+  default     = "http://127.0.0.1:4566"
+}
+
+variable "region" {
+  description = "AWS region to use against LocalStack."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "name" {
+  description = "Key set name."
+  type        = string
+  default     = "jwt-signer-tf"
+}
