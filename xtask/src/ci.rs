@@ -5,7 +5,7 @@ use std::process::Command;
 use anyhow::{Context as _, Result, bail};
 
 use crate::localstack::Guard;
-use crate::step;
+use crate::{script, step};
 
 pub(crate) fn run() -> Result<()> {
     step("cargo fmt --check");
@@ -13,13 +13,7 @@ pub(crate) fn run() -> Result<()> {
     step("cargo clippy (all targets, all features, warnings are errors)");
     cargo(&["clippy", "--workspace", "--all-targets", "--all-features", "--quiet", "--", "-D", "warnings"], &[])?;
     step("checkov over infra/ (Terraform; skips are inline with their reasons)");
-    let status = Command::new("bash")
-        .arg(crate::repo_root().join("scripts/checkov.sh"))
-        .status()
-        .context("cannot run scripts/checkov.sh")?;
-    if !status.success() {
-        bail!("checkov found failed checks in infra/");
-    }
+    script("checkov.sh", &[]).context("checkov found failed checks in infra/")?;
     step("building the tests");
     cargo(&["test", "--workspace", "--all-features", "--no-run", "--quiet"], &[])?;
 
@@ -32,8 +26,51 @@ pub(crate) fn run() -> Result<()> {
     cargo(&["test", "--workspace", "--all-features"], &env)?;
     step("stopping LocalStack");
     drop(localstack);
+
+    step("the LocalStack suites again, through testcontainers on Podman (image built locally)");
+    let podman = Podman::up()?;
+    let mut args = vec!["test", "--all-features", "--package", "kms-jwt"];
+    for suite in LOCALSTACK_SUITES {
+        args.extend(["--test", suite]);
+    }
+    let env = [
+        ("DOCKER_HOST", podman.docker_host.as_str()),
+        ("CONTAINERS_CONF", podman.containers_conf.as_str()),
+        ("KMS_JWT_TEST_PYTHON", python.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    cargo_without(&args, &env, &["KMS_JWT_TEST_ENDPOINT", "AWS_ENDPOINT_URL"])?;
+    drop(podman);
     step("ci passed");
     Ok(())
+}
+
+/// The test binaries that talk to LocalStack.
+const LOCALSTACK_SUITES: [&str; 3] = ["kms_signer", "cli_kms", "keyset"];
+
+/// The Podman API, with the locally built LocalStack image; stopped (and the tests'
+/// containers removed) on drop, also when a step fails.
+struct Podman {
+    docker_host: String,
+    containers_conf: String,
+}
+
+impl Podman {
+    fn up() -> Result<Podman> {
+        script("podman.sh", &["install"])?;
+        script("localstack-image.sh", &[])?;
+        let docker_host = script("podman.sh", &["up"])?;
+        let containers_conf = crate::repo_root().join("scripts/containers.conf").display().to_string();
+        Ok(Podman { docker_host, containers_conf })
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = script("podman.sh", &["down"]);
+    }
 }
 
 /// The environment integration tests read: `LocalStack`'s endpoint and its dummy credentials.
@@ -48,8 +85,17 @@ pub(crate) fn test_env(endpoint: &str, python: &str) -> Vec<(&'static str, Strin
 }
 
 pub(crate) fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<()> {
+    cargo_without(args, env, &[])
+}
+
+/// Runs cargo with `env` set and `unset` removed from the environment.
+fn cargo_without(args: &[&str], env: &[(&str, &str)], unset: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
+    let mut cmd = Command::new(&cargo);
+    for name in unset {
+        cmd.env_remove(name);
+    }
+    let status = cmd
         .args(args)
         .envs(env.iter().copied())
         .current_dir(crate::repo_root())

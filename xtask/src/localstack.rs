@@ -1,8 +1,6 @@
 //! `cargo xtask localstack up|down|status`: a thin front for `scripts/localstack.sh`.
 
-use std::process::Command;
-
-use anyhow::{Context as _, Result, bail};
+use anyhow::Result;
 
 /// Start, stop or check `LocalStack`
 #[derive(clap::Args)]
@@ -32,17 +30,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
 
 /// Runs `scripts/localstack.sh ACTION` and returns what it printed on stdout (the endpoint).
 pub(crate) fn script(action: &str) -> Result<String> {
-    let path = crate::repo_root().join("scripts/localstack.sh");
-    let out = Command::new("bash")
-        .arg(&path)
-        .arg(action)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot run {}", path.display()))?;
-    if !out.status.success() {
-        bail!("scripts/localstack.sh {action} failed");
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    crate::script("localstack.sh", &[action])
 }
 
 /// A `LocalStack` that this process started, stopped on drop (also when a step fails).

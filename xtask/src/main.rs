@@ -84,6 +84,22 @@ fn repo_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the repository").to_path_buf()
 }
 
+/// Runs `scripts/NAME ARGS...` with bash; its stderr passes through, its trimmed stdout is
+/// returned (an endpoint, a `DOCKER_HOST`, a path).
+fn script(name: &str, args: &[&str]) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let path = repo_root().join("scripts").join(name);
+    let out = std::process::Command::new("bash")
+        .arg(&path)
+        .args(args)
+        .env("CONTAINERS_CONF", repo_root().join("scripts/containers.conf"))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {}", path.display()))?;
+    anyhow::ensure!(out.status.success(), "scripts/{name} {} failed", args.join(" "));
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
 /// Prints a step heading on stderr, so that stdout stays machine-readable.
 fn step(message: &str) {
     #[allow(clippy::print_stderr)]
