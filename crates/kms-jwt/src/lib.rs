@@ -27,6 +27,7 @@ pub mod jwk;
 pub mod jws;
 pub mod keyset;
 pub mod kms;
+pub mod publish;
 pub mod signer;
 pub mod verify;
 

@@ -184,3 +184,51 @@ pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
     writer.join().unwrap();
     out
 }
+
+/// A TCP forwarder on loopback, to take an endpoint away in the middle of a test.
+pub struct Forwarder {
+    /// `http://127.0.0.1:PORT`, forwarding to the target.
+    pub url: String,
+    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Forwarder {
+    /// Forwards to `target` (an `http://host:port` URL).
+    pub fn start(target: &str) -> Forwarder {
+        use std::sync::atomic::Ordering;
+        let target = target.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (flag, list) = (stopped.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if flag.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is closed at once
+                }
+                let Ok(upstream) = std::net::TcpStream::connect(&target) else { continue };
+                list.lock().unwrap().extend([client.try_clone().unwrap(), upstream.try_clone().unwrap()]);
+                for (mut from, mut to) in
+                    [(client.try_clone().unwrap(), upstream.try_clone().unwrap()), (upstream, client)]
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Forwarder { url, stopped, conns }
+    }
+
+    /// Closes every open connection and refuses new ones from now on.
+    pub fn stop(&self) {
+        self.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+        for conn in self.conns.lock().unwrap().drain(..) {
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}

@@ -3,6 +3,7 @@
 mod decode;
 mod input;
 mod keys;
+mod serve;
 mod sign;
 mod verify;
 
@@ -32,6 +33,8 @@ enum Command {
     Jwks(keys::JwksArgs),
     PublicKey(keys::PublicKeyArgs),
     Decode(decode::DecodeArgs),
+    Publish(serve::PublishArgs),
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,8 @@ fn main() -> ExitCode {
             Command::Jwks(args) => keys::jwks(args, &cli.kms).await,
             Command::PublicKey(args) => keys::public_key(args, &cli.kms).await,
             Command::Decode(args) => decode::run(&args),
+            Command::Publish(args) => serve::publish(args, &cli.kms).await,
+            Command::Serve(args) => serve::serve(args, &cli.kms).await,
         }
     });
     match result {

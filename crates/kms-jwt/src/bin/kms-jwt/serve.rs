@@ -1,0 +1,217 @@
+//! `kms-jwt publish` and `kms-jwt serve`: the JWKS and discovery documents for third parties.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context as _, Result};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use clap::Args;
+use kms_jwt::kms::KmsOptions;
+use kms_jwt::publish::{self, Documents, JWKS_PATH, OPENID_CONFIGURATION_PATH};
+
+/// Write .well-known/jwks.json and .well-known/openid-configuration for static hosting
+#[derive(Args)]
+pub(crate) struct PublishArgs {
+    /// Key id or ARN, or alias/NAME (or NAME) for a whole key set; repeatable
+    #[arg(long, value_name = "KEY", required = true)]
+    key: Vec<String>,
+    /// The issuer URL, exactly as tokens carry it in iss (for example `https://auth.example.com`)
+    #[arg(long, value_name = "URL")]
+    issuer: String,
+    /// Directory to write .well-known/ into
+    #[arg(long, value_name = "DIR")]
+    out_dir: PathBuf,
+    /// Cache lifetime to recommend for the hosted files, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    max_age: u64,
+}
+
+/// Serve the JWKS and discovery documents over HTTP, refreshed from KMS in the background
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// Key id or ARN, or alias/NAME (or NAME) for a whole key set; repeatable
+    #[arg(long, value_name = "KEY", required = true)]
+    key: Vec<String>,
+    /// The issuer URL, exactly as tokens carry it in iss
+    #[arg(long, value_name = "URL")]
+    issuer: String,
+    /// Address to listen on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// How often to re-read the keys from KMS; also the documents' Cache-Control max-age
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    refresh: Duration,
+}
+
+fn check_issuer(issuer: &str) -> Result<String> {
+    anyhow::ensure!(
+        issuer.starts_with("https://") || issuer.starts_with("http://"),
+        "--issuer must be an http(s) URL, not {issuer:?}"
+    );
+    Ok(issuer.trim_end_matches('/').to_owned())
+}
+
+async fn documents(keys: &[String], issuer: &str, opts: &KmsOptions) -> Result<Documents> {
+    let jwks = crate::keys::fetch_jwks(keys, None, opts).await?;
+    Ok(Documents::new(issuer, &jwks))
+}
+
+pub(crate) async fn publish(args: PublishArgs, opts: &KmsOptions) -> Result<ExitCode> {
+    let issuer = check_issuer(&args.issuer)?;
+    let docs = documents(&args.key, &issuer, opts).await?;
+    let dir = args.out_dir.join(".well-known");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (name, bytes) in [("jwks.json", &docs.jwks), ("openid-configuration", &docs.openid_configuration)] {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "kms-jwt: wrote {dir}/jwks.json and {dir}/openid-configuration; serve both as application/json with \
+             Cache-Control: {} and re-publish after every rotation",
+            publish::cache_control(args.max_age),
+            dir = dir.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the server knows: the last good documents and how the last refresh went.
+struct Published {
+    docs: Documents,
+    refreshed_at: SystemTime,
+    last_error: Option<String>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    published: Arc<RwLock<Published>>,
+    cache_control: HeaderValue,
+}
+
+pub(crate) async fn serve(args: ServeArgs, opts: &KmsOptions) -> Result<ExitCode> {
+    let issuer = check_issuer(&args.issuer)?;
+    // Start only with something good to serve: a typo in --key fails here, not at the first fetch.
+    let docs = documents(&args.key, &issuer, opts).await?;
+    let state = AppState {
+        published: Arc::new(RwLock::new(Published { docs, refreshed_at: SystemTime::now(), last_error: None })),
+        cache_control: HeaderValue::from_str(&publish::cache_control(args.refresh.as_secs())).context("max-age")?,
+    };
+    let refresher =
+        tokio::spawn(refresh_loop(args.key.clone(), issuer, opts.clone(), args.refresh, state.published.clone()));
+
+    let app = Router::new()
+        .route(JWKS_PATH, get(jwks))
+        .route(OPENID_CONFIGURATION_PATH, get(openid_configuration))
+        .route("/healthz", get(healthz))
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "serving");
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("kms-jwt: listening on http://{}", listener.local_addr()?);
+    }
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("server failed")?;
+    refresher.abort();
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn refresh_loop(
+    keys: Vec<String>,
+    issuer: String,
+    opts: KmsOptions,
+    every: Duration,
+    published: Arc<RwLock<Published>>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let result = documents(&keys, &issuer, &opts).await;
+        let mut guard = published.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match result {
+            Ok(docs) => {
+                if docs != guard.docs {
+                    tracing::info!("keys changed; serving the new set");
+                }
+                *guard = Published { docs, refreshed_at: SystemTime::now(), last_error: None };
+            }
+            Err(e) => {
+                let message = format!("{e:#}");
+                tracing::warn!(error = %message, "refresh from KMS failed; still serving the last good set");
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!("kms-jwt: refresh from KMS failed, still serving the last good set: {message}");
+                }
+                guard.last_error = Some(message);
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+fn document(state: &AppState, request: &HeaderMap, pick: fn(&Documents) -> (&Vec<u8>, &String)) -> Response {
+    let guard = state.published.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (body, etag) = pick(&guard.docs);
+    let etag_value = HeaderValue::from_str(etag).expect("base64url ETag is a valid header value");
+    let not_modified = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
+    let mut headers = HeaderMap::new();
+    headers.insert(header::ETAG, etag_value);
+    headers.insert(header::CACHE_CONTROL, state.cache_control.clone());
+    if not_modified {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    (StatusCode::OK, headers, body.clone()).into_response()
+}
+
+async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    document(&state, &headers, |d| (&d.jwks, &d.jwks_etag))
+}
+
+async fn openid_configuration(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    document(&state, &headers, |d| (&d.openid_configuration, &d.openid_configuration_etag))
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    let guard = state.published.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let age = guard.refreshed_at.elapsed().unwrap_or_default().as_secs();
+    let body = match &guard.last_error {
+        None => serde_json::json!({ "status": "ok", "last_refresh_secs_ago": age }),
+        Some(error) => serde_json::json!({ "status": "stale", "last_refresh_secs_ago": age, "error": error }),
+    };
+    ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
