@@ -48,7 +48,7 @@ pub(crate) fn run() -> Result<()> {
 }
 
 /// The test binaries that talk to LocalStack.
-const LOCALSTACK_SUITES: [&str; 4] = ["kms_signer", "cli_kms", "keyset", "serve"];
+const LOCALSTACK_SUITES: [&str; 5] = ["kms_signer", "cli_kms", "keyset", "serve", "reliability"];
 
 /// The Podman API, with the locally built LocalStack image; stopped (and the tests'
 /// containers removed) on drop, also when a step fails.

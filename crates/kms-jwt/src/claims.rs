@@ -171,6 +171,40 @@ mod tests {
         assert_eq!(b64::decode(jti.get("jti").unwrap().as_str().unwrap()).unwrap().len(), 16);
     }
 
+    fn json_leaf() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            any::<bool>().prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+            Just(Value::Null),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn claims_json_round_trips(
+            members in proptest::collection::btree_map("[a-z_]{1,8}", json_leaf(), 0..12),
+            exp in proptest::option::of(any_i64()),
+        ) {
+            let mut claims = Claims::new();
+            for (name, value) in members {
+                if !matches!(name.as_str(), "exp" | "nbf" | "iat" | "iss" | "sub" | "jti" | "aud") {
+                    claims = claims.claim(name, value);
+                }
+            }
+            if let Some(exp) = exp {
+                claims = claims.expires_at(exp);
+            }
+            let bytes = claims.to_json_bytes();
+            proptest::prop_assert_eq!(Claims::from_json(&bytes).unwrap(), claims);
+        }
+    }
+
+    fn any_i64() -> impl proptest::strategy::Strategy<Value = i64> {
+        proptest::prelude::any::<i64>()
+    }
+
     #[test]
     fn from_json_type_checks_registered_claims() {
         assert!(Claims::from_json(br#"{"exp":"1"}"#).is_err());

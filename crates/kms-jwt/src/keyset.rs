@@ -246,13 +246,17 @@ impl KeySets {
         })
     }
 
-    /// Creates a key for the set, tagged with the set, its creation time and its kid.
+    /// Creates a key for the set, tagged with the set and its creation time, and in the very
+    /// next call creates `alias` for it. Between those two calls is the one moment a stopped
+    /// run leaves a key that no alias names: `CreateKey` has no idempotency token, and finding
+    /// such a key again would take an account scan, which this module never does.
     async fn create_key(
         &self,
         name: &KeySetName,
         spec: &str,
         description: &str,
         extra: &[(String, String)],
+        alias: &str,
     ) -> Result<SetKey> {
         let mut tags = vec![tag(TAG_KEY_SET, name.name())?, tag(TAG_CREATED_AT, now_rfc3339())?];
         for (k, v) in extra {
@@ -270,22 +274,32 @@ impl KeySets {
             .map_err(|e| map_sdk_error(&e, name.name(), &self.errors()))?;
         let meta =
             created.key_metadata.ok_or_else(|| Error::InvalidResponse("CreateKey without KeyMetadata".into()))?;
-        let info = describe_signing_key(&self.client, meta.key_id(), &self.opts).await?;
-        let kid = info.public_key.thumbprint();
-        self.client
-            .tag_resource()
-            .key_id(&info.key_id)
-            .tags(tag(TAG_KID, kid.clone())?)
-            .send()
-            .await
-            .map_err(|e| map_sdk_error(&e, &info.key_id, &self.errors()))?;
-        Ok(SetKey {
-            key_id: info.key_id,
-            arn: info.arn,
-            key_spec: info.key_spec,
+        self.point(alias, meta.key_id(), false).await?;
+        let key = SetKey {
+            key_id: meta.key_id().to_owned(),
+            arn: meta.arn().unwrap_or_default().to_owned(),
+            key_spec: spec.to_owned(),
             state: KeyState::Enabled.as_str().to_owned(),
-            tags: HashMap::from([(TAG_KID.to_owned(), kid), (TAG_KEY_SET.to_owned(), name.name().to_owned())]),
-        })
+            tags: HashMap::from([(TAG_KEY_SET.to_owned(), name.name().to_owned())]),
+        };
+        self.ensure_kid(key).await
+    }
+
+    /// Tags a key with its `kid` if it has none yet (also after a run stopped before the tag).
+    async fn ensure_kid(&self, mut key: SetKey) -> Result<SetKey> {
+        if key.kid().is_none() {
+            let info = describe_signing_key(&self.client, &key.arn, &self.opts).await?;
+            let kid = info.public_key.thumbprint();
+            self.client
+                .tag_resource()
+                .key_id(&key.key_id)
+                .tags(tag(TAG_KID, kid.clone())?)
+                .send()
+                .await
+                .map_err(|e| map_sdk_error(&e, &key.key_id, &self.errors()))?;
+            key.tags.insert(TAG_KID.to_owned(), kid);
+        }
+        Ok(key)
     }
 
     /// Points `alias` at `key_id`, creating the alias if needed.
@@ -323,12 +337,10 @@ impl KeySets {
             // An interrupted provision that staged its key: promote it rather than make another.
             (None, Some(next)) => {
                 self.point(&name.current(), &next.key_id, false).await?;
-                (next, true)
+                (self.ensure_kid(next).await?, true)
             }
             (None, None) => {
-                let key = self.create_key(name, &req.key_spec, &req.description, &req.tags).await?;
-                self.point(&name.current(), &key.key_id, false).await?;
-                (key, true)
+                (self.create_key(name, &req.key_spec, &req.description, &req.tags, &name.current()).await?, true)
             }
         };
         let info = describe_signing_key(&self.client, &key.arn, &self.opts).await?;
@@ -386,11 +398,9 @@ impl KeySets {
             // 1. The new key is staged under `next` before anything else moves, so that a
             //    re-run promotes it instead of creating another.
             let new = if let Some(next) = state.next.clone() {
-                next
+                self.ensure_kid(next).await?
             } else {
-                let key = self.create_key(name, &current.key_spec, &policy.description, &[]).await?;
-                self.point(&name.next(), &key.key_id, false).await?;
-                key
+                self.create_key(name, &current.key_spec, &policy.description, &[], &name.next()).await?
             };
             if !new.enabled() {
                 return Err(Error::Refused(format!("staged key {} is {}, not Enabled", new.key_id, new.state)));

@@ -122,7 +122,10 @@ where
     match err {
         SdkError::ServiceError(service) => {
             let e = service.err();
-            let code = e.code().unwrap_or("Unknown");
+            // An answer without an error code is one the SDK could not read at all.
+            let Some(code) = e.code() else {
+                return Error::InvalidResponse(format!("{}", DisplayErrorContext(err)));
+            };
             let message = e.message().unwrap_or("").to_owned();
             match code {
                 "NotFoundException" => Error::KeyNotFound(key.to_owned()),

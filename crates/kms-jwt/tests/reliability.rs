@@ -1,0 +1,429 @@
+//! Faults and hostile input: a fault-injecting proxy in front of LocalStack (throttling,
+//! 5xx, a hung endpoint, forged Sign answers, keys disabled mid-batch, rotations cut after
+//! each KMS call), a mutation storm through `verify --batch`, and batch I/O edge cases.
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+mod support;
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use kms_jwt::keyset::{KeySetName, KeySets, ProvisionRequest, RotationPolicy, TAG_KEY_SET};
+use kms_jwt::{Algorithm, Claims, Jwks, JwtSigner, LocalSigner, Signer as _, Verifier, VerifyingKey};
+
+/// What the proxy does to the traffic.
+#[derive(Clone)]
+enum Fault {
+    /// Answer this percentage of requests with `ThrottlingException` (HTTP 400).
+    Throttle(u64),
+    /// Answer this percentage of requests with HTTP 500 `KMSInternalException`.
+    Internal(u64),
+    /// Accept the request and never answer.
+    Hang,
+    /// Rewrite every Sign answer's JSON member to this value.
+    RewriteSign(&'static str, String),
+    /// Before the Sign call number `n` (1-based) is forwarded, run this AWS CLI-free action.
+    BeforeSign(usize, Arc<dyn Fn() + Send + Sync>),
+    /// After this many state-changing KMS calls, fail every request (a process killed there).
+    CutAfterWrites(usize),
+}
+
+struct Proxy {
+    url: String,
+    requests: Arc<AtomicUsize>,
+}
+
+const WRITES: [&str; 7] =
+    ["CreateKey", "CreateAlias", "UpdateAlias", "DeleteAlias", "TagResource", "ScheduleKeyDeletion", "DisableKey"];
+
+/// A deterministic pseudo-random percentage for request `n` (splitmix64).
+fn chance(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) % 100
+}
+
+fn kms_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "__type": kind, "message": message }).to_string();
+    (status, [("content-type", "application/x-amz-json-1.1")], body).into_response()
+}
+
+impl Proxy {
+    async fn start(fault: Fault) -> Proxy {
+        let target = support::endpoint();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (signs, writes) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let http = reqwest::Client::new();
+        let counter = requests.clone();
+        let handler = move |headers: HeaderMap, body: Bytes| {
+            let (fault, http, target) = (fault.clone(), http.clone(), target.clone());
+            let (n, signs, writes) = (counter.fetch_add(1, Ordering::SeqCst) as u64, signs.clone(), writes.clone());
+            async move {
+                let op = headers
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+                match &fault {
+                    Fault::Throttle(pct) if chance(n) < *pct => {
+                        return kms_error(StatusCode::BAD_REQUEST, "ThrottlingException", "Rate exceeded");
+                    }
+                    Fault::Internal(pct) if chance(n) < *pct => {
+                        return kms_error(StatusCode::INTERNAL_SERVER_ERROR, "KMSInternalException", "internal error");
+                    }
+                    Fault::Hang => std::future::pending::<()>().await,
+                    Fault::BeforeSign(at, action)
+                        if op == "Sign" && signs.fetch_add(1, Ordering::SeqCst) + 1 == *at =>
+                    {
+                        let action = action.clone();
+                        tokio::task::spawn_blocking(move || action()).await.unwrap();
+                    }
+                    Fault::CutAfterWrites(limit) => {
+                        if writes.load(Ordering::SeqCst) >= *limit {
+                            return kms_error(StatusCode::INTERNAL_SERVER_ERROR, "KMSInternalException", "cut");
+                        }
+                        if WRITES.contains(&op.as_str()) {
+                            writes.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    _ => {}
+                }
+                let mut request = http.post(&target).body(body);
+                for (name, value) in &headers {
+                    if name != "host" && name != "content-length" {
+                        request = request.header(name, value);
+                    }
+                }
+                let upstream = request.send().await.unwrap();
+                let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap();
+                let content_type = upstream.headers().get("content-type").cloned();
+                let mut bytes = upstream.bytes().await.unwrap().to_vec();
+                if let (Fault::RewriteSign(member, value), "Sign", true) = (&fault, op.as_str(), status.is_success()) {
+                    let mut json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                    json[*member] = serde_json::Value::String(value.clone());
+                    bytes = json.to_string().into_bytes();
+                }
+                let mut response = (status, bytes).into_response();
+                if let Some(ct) = content_type {
+                    response.headers_mut().insert("content-type", ct);
+                }
+                response
+            }
+        };
+        let app = axum::Router::new().fallback(axum::routing::post(handler));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Proxy { url, requests }
+    }
+}
+
+/// KMS JSON blobs are standard, padded base64.
+fn standard_base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn kms_jwt(endpoint: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kms-jwt"));
+    cmd.args(["--endpoint-url", endpoint, "--region", "us-east-1"])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test");
+    cmd
+}
+
+/// Runs a command off the async runtime (the proxy lives on it).
+async fn run(mut cmd: Command, stdin: Vec<u8>) -> Output {
+    tokio::task::spawn_blocking(move || support::run_with_stdin(&mut cmd, &stdin)).await.unwrap()
+}
+
+fn claims_lines(n: usize) -> Vec<u8> {
+    (0..n).flat_map(|i| format!("{{\"n\":{i}}}\n").into_bytes()).collect()
+}
+
+fn assert_tokens_in_order(out: &Output, n: usize, verifier: &Verifier) {
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    let tokens: Vec<&str> = text.lines().collect();
+    assert_eq!(tokens.len(), n, "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    for (i, token) in tokens.iter().enumerate() {
+        assert_eq!(verifier.verify(token).unwrap().get("n").unwrap(), i, "token {i}");
+    }
+}
+
+async fn ecc_key() -> (String, Verifier) {
+    let client = support::client().await;
+    let key_id = support::signing_key(&client, "ECC_NIST_P256").await;
+    let public = client.get_public_key().key_id(&key_id).send().await.unwrap().public_key.unwrap();
+    let public = kms_jwt::PublicKey::from_spki_der(public.as_ref()).unwrap();
+    let verifier = Verifier::new(vec![VerifyingKey::new(public, Algorithm::ES256, None).unwrap()]);
+    (key_id, verifier)
+}
+
+#[tokio::test]
+async fn a_batch_survives_30_percent_throttling_and_20_percent_5xx() {
+    let (key_id, verifier) = ecc_key().await;
+    for fault in [Fault::Throttle(30), Fault::Internal(20)] {
+        let proxy = Proxy::start(fault).await;
+        let mut cmd = kms_jwt(&proxy.url);
+        cmd.args(["sign", "--key", &key_id, "--batch", "-", "--concurrency", "16"]);
+        let out = run(cmd, claims_lines(200)).await;
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_tokens_in_order(&out, 200, &verifier);
+        assert!(proxy.requests.load(Ordering::SeqCst) > 220, "the faults were injected and retried");
+    }
+}
+
+#[tokio::test]
+async fn a_hung_endpoint_fails_within_the_timeout() {
+    let (key_id, _) = ecc_key().await;
+    let proxy = Proxy::start(Fault::Hang).await;
+    let mut cmd = kms_jwt(&proxy.url);
+    cmd.args(["--timeout", "4s", "--attempt-timeout", "1s", "sign", "--key", &key_id]);
+    let started = Instant::now();
+    let out = run(cmd, Vec::new()).await;
+    let elapsed = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end(), "kms-jwt: kms did not answer within 4s");
+    assert!(elapsed < Duration::from_secs(9), "took {elapsed:?}");
+}
+
+#[tokio::test]
+async fn forged_sign_answers_emit_no_token() {
+    let (key_id, _) = ecc_key().await;
+    let other = "arn:aws:kms:us-east-1:000000000000:key/00000000-0000-0000-0000-000000000000".to_owned();
+    for (fault, needle) in [
+        (Fault::RewriteSign("KeyId", other), "Sign answered for key"),
+        (Fault::RewriteSign("SigningAlgorithm", "ECDSA_SHA_384".into()), "Sign used algorithm"),
+        (Fault::RewriteSign("Signature", standard_base64(&[0x30, 0x02, 0x02, 0x00])), "malformed ECDSA signature"),
+    ] {
+        let proxy = Proxy::start(fault).await;
+        let mut cmd = kms_jwt(&proxy.url);
+        cmd.args(["sign", "--key", &key_id]);
+        let out = run(cmd, Vec::new()).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(out.stdout.is_empty(), "no token may be printed");
+        assert!(err.contains("kms returned an invalid response") && err.contains(needle), "{err}");
+    }
+    // A well-formed signature by another key is caught by the local verification.
+    let stranger = LocalSigner::generate(Algorithm::ES256).unwrap();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"x");
+    let forged = kms_jwt::ecdsa::fixed_to_der(&stranger.sign_digest(&digest).await.unwrap()).unwrap();
+    let proxy = Proxy::start(Fault::RewriteSign("Signature", standard_base64(&forged))).await;
+    let mut cmd = kms_jwt(&proxy.url);
+    cmd.args(["sign", "--key", &key_id]);
+    let out = run(cmd, Vec::new()).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not verify with the key's public key"));
+}
+
+#[tokio::test]
+async fn a_key_disabled_or_deleted_mid_batch_stops_at_that_line() {
+    for schedule_deletion in [false, true] {
+        let (key_id, verifier) = ecc_key().await;
+        let id = key_id.clone();
+        let action: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+            let id = id.clone();
+            tokio::runtime::Runtime::new().unwrap().block_on(async move {
+                let client = support::client().await;
+                if schedule_deletion {
+                    client.schedule_key_deletion().key_id(&id).pending_window_in_days(7).send().await.unwrap();
+                } else {
+                    client.disable_key().key_id(&id).send().await.unwrap();
+                }
+            });
+        });
+        let proxy = Proxy::start(Fault::BeforeSign(6, action)).await;
+        let mut cmd = kms_jwt(&proxy.url);
+        cmd.args(["sign", "--key", &key_id, "--batch", "-", "--concurrency", "1"]);
+        let out = run(cmd, claims_lines(10)).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_tokens_in_order(&out, 5, &verifier);
+        let state = if schedule_deletion { "is pending deletion" } else { "is disabled" };
+        assert!(err.contains("line 6 of -") && err.contains(state), "{err}");
+        assert_eq!(err.lines().count(), 1);
+    }
+}
+
+/// Counts the keys tagged with the set (a scan: fine in a test, never in the library).
+async fn keys_of_set(client: &aws_sdk_kms::Client, name: &KeySetName) -> usize {
+    let mut count = 0;
+    let keys = client.list_keys().limit(1000).send().await.unwrap();
+    for key in keys.keys() {
+        let id = key.key_id().unwrap();
+        if let Ok(tags) = client.list_resource_tags().key_id(id).send().await
+            && tags.tags().iter().any(|t| t.tag_key() == TAG_KEY_SET && t.tag_value() == name.name())
+        {
+            count += 1;
+        }
+    }
+    count
+}
+
+#[tokio::test]
+async fn a_rotation_cut_after_each_kms_call_converges_on_the_next_run() {
+    let client = support::client().await;
+    let policy =
+        RotationPolicy { pending_window_days: 7, min_overlap: Duration::ZERO, force: false, description: "t".into() };
+    // A rotation with a previous key to retire makes 8 state-changing calls: CreateKey,
+    // CreateAlias next, TagResource kid, ScheduleKeyDeletion, TagResource demoted-at,
+    // UpdateAlias previous, UpdateAlias current, DeleteAlias next. Stopped before each of them
+    // (cut N: after N of them), the next run converges on the same end state. After all 8 the
+    // rotation is complete, and running it again is a new rotation.
+    for cut in 0..8 {
+        let sets = KeySets::new(client.clone(), support::options());
+        let name = KeySetName::parse(&support::unique("kms-jwt-cut")).unwrap();
+        let req = ProvisionRequest {
+            name: name.clone(),
+            key_spec: "ECC_NIST_P256".into(),
+            description: "t".into(),
+            tags: vec![],
+        };
+        sets.provision(&req).await.unwrap();
+        sets.rotate(&name, &policy).await.unwrap();
+        let before = sets.resolve(&name).await.unwrap();
+        let (old_current, old_previous) = (before.current.unwrap().key_id, before.previous.unwrap().key_id);
+
+        let proxy = Proxy::start(Fault::CutAfterWrites(cut)).await;
+        let mut opts = kms_jwt::kms::KmsOptions::endpoint(&proxy.url, "us-east-1");
+        opts.max_attempts = 1;
+        let cut_sets = KeySets::new(opts.client().await.unwrap(), opts);
+        let first = cut_sets.rotate(&name, &policy).await;
+        assert!(sets.resolve(&name).await.unwrap().current.is_some(), "cut {cut}: never without a current key");
+
+        let done = sets.rotate(&name, &policy).await;
+        let after = sets.resolve(&name).await.unwrap();
+        let current = after.current.unwrap().key_id;
+        // Three keys: the retired previous, the old current, the new current. The one window no
+        // KMS API can close without an account scan is between CreateKey and CreateAlias: a run
+        // stopped exactly there leaves one unaliased key, tagged with the set, behind.
+        let expected = if cut == 1 { 4 } else { 3 };
+        assert_eq!(keys_of_set(&client, &name).await, expected, "cut {cut}: ({first:?} then {done:?})");
+        assert_ne!(current, old_current, "cut {cut}");
+        assert_eq!(after.previous.unwrap().key_id, old_current, "cut {cut}");
+        assert!(after.next.is_none(), "cut {cut}");
+        let retired = client.describe_key().key_id(&old_previous).send().await.unwrap().key_metadata.unwrap();
+        assert_eq!(retired.key_state().unwrap().as_str(), "PendingDeletion", "cut {cut}");
+    }
+}
+
+/// What the storm mutates tokens with: base64url, the separators and padding, and junk.
+const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ \x00\xff";
+
+#[test]
+fn a_mutation_storm_accepts_exactly_the_unmutated_tokens() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let signer = JwtSigner::new(LocalSigner::generate(Algorithm::ES256).unwrap()).unwrap();
+    let token = rt.block_on(signer.sign(&Claims::new().subject("storm").expires_at(4_102_444_800))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, Jwks { keys: vec![signer.jwk()] }.to_json().to_string()).unwrap();
+
+    let mut input = Vec::new();
+    let mut originals = Vec::new();
+    for i in 0..5000u64 {
+        let mut bytes = token.as_bytes().to_vec();
+        if i % 10 == 0 {
+            originals.push(i);
+        } else {
+            let r = chance(i * 3) as usize;
+            let pos = (chance(i * 3 + 1) as usize * bytes.len()) / 100;
+            let c = ALPHABET[chance(i * 3 + 2) as usize % ALPHABET.len()];
+            match r % 4 {
+                0 if bytes[pos] != c => bytes[pos] = c,
+                1 => bytes.insert(pos, c),
+                2 => {
+                    bytes.remove(pos);
+                }
+                _ => bytes.truncate(pos),
+            }
+            if bytes == token.as_bytes() {
+                originals.push(i);
+            }
+        }
+        input.extend_from_slice(&bytes);
+        input.push(b'\n');
+    }
+    let out = support::run_with_stdin(
+        Command::new("/usr/bin/time")
+            .args(["-f", "maxrss_kb=%M", env!("CARGO_BIN_EXE_kms-jwt"), "verify", "--batch", "-", "--jwks"])
+            .arg(&jwks),
+        &input,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let valid: Vec<u64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("{\"valid\":true"))
+        .map(|(i, _)| i as u64)
+        .collect();
+    assert_eq!(valid, originals);
+    let rss: u64 = err.lines().find_map(|l| l.strip_prefix("maxrss_kb=")).unwrap().trim().parse().unwrap();
+    assert!(rss < 64 * 1024, "verify --batch used {rss} KiB");
+}
+
+#[test]
+fn batch_io_edge_cases() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let signer = JwtSigner::new(LocalSigner::generate(Algorithm::ES256).unwrap()).unwrap();
+    let token = rt.block_on(signer.sign(&Claims::new().expires_at(4_102_444_800))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("public.pem");
+    std::fs::write(&pem, signer.signer().public_key().to_pem()).unwrap();
+
+    // A reader that goes away after one line: the batch ends quietly.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kms-jwt"))
+        .args(["verify", "--batch", "-", "--pem"])
+        .arg(&pem)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let line = format!("{token}\n");
+    let writer = std::thread::spawn(move || {
+        for _ in 0..200_000 {
+            if stdin.write_all(line.as_bytes()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("{\"valid\":true"));
+    // Dropping our end of stdout closes the pipe.
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "quiet: {}", String::from_utf8_lossy(&out.stderr));
+
+    // A claims file that is not UTF-8.
+    let latin1 = dir.path().join("claims.json");
+    std::fs::write(&latin1, b"{\"name\":\"Jos\xe9\"}").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kms-jwt"))
+        .args(["--endpoint-url", "http://127.0.0.1:9", "--region", "us-east-1", "sign", "--key", "k", "--claims-file"])
+        .arg(&latin1)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("is not UTF-8 text") && err.lines().count() == 1, "{err}");
+}
