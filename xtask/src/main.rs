@@ -2,6 +2,7 @@
 //!
 //! Each command is a module; the logic they share with users lives in the `kms_jwt` library.
 
+mod bench;
 mod ci;
 mod demo;
 mod localstack;
@@ -39,6 +40,8 @@ enum Command {
     Demo,
     /// Everything CI checks: fmt, clippy, unit and `LocalStack` integration tests
     Ci,
+    /// Benchmarks against baselines in the same run; report in target/bench/
+    Bench,
 }
 
 fn main() -> ExitCode {
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Localstack(args) => localstack::run(&args),
         Command::Demo => demo::run(&xtask.kms),
         Command::Ci => ci::run(),
+        Command::Bench => bench::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -124,10 +124,7 @@ pub struct CompactParts<'a> {
 /// Splits a compact JWS strictly: exactly three segments, each unpadded canonical
 /// base64url, and a header that is a JSON object with unique member names.
 pub fn split_compact(token: &str) -> Result<CompactParts<'_>, TokenError> {
-    let mut dots = token.match_indices('.').map(|(i, _)| i);
-    let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
-        return Err(TokenError::Segments(token.split('.').count()));
-    };
+    let (first, second) = dot_positions(token)?;
     let header_b64 = &token[..first];
     let payload_b64 = &token[first + 1..second];
     let signature_b64 = &token[second + 1..];
@@ -137,6 +134,15 @@ pub fn split_compact(token: &str) -> Result<CompactParts<'_>, TokenError> {
     let header =
         crate::json::parse_object(&header_bytes).map_err(|reason| TokenError::Json { part: "header", reason })?;
     Ok(CompactParts { signing_input: &token[..second], header, payload, signature })
+}
+
+/// The byte offsets of the two dots of a three-segment token.
+pub(crate) fn dot_positions(token: &str) -> Result<(usize, usize), TokenError> {
+    let mut dots = token.match_indices('.').map(|(i, _)| i);
+    match (dots.next(), dots.next(), dots.next()) {
+        (Some(first), Some(second), None) => Ok((first, second)),
+        _ => Err(TokenError::Segments(token.split('.').count())),
+    }
 }
 
 /// Decodes a token's header and payload without verifying anything (for inspection only).

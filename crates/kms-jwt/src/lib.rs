@@ -19,6 +19,7 @@
 
 pub mod alg;
 pub mod b64;
+pub mod cache;
 pub mod claims;
 pub mod ecdsa;
 mod error;
@@ -32,6 +33,7 @@ pub mod signer;
 pub mod verify;
 
 pub use alg::Algorithm;
+pub use cache::TokenCache;
 pub use claims::Claims;
 pub use error::{Error, Result, TokenError};
 pub use jwk::{Jwk, Jwks, PublicKey};

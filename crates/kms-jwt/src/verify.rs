@@ -4,6 +4,8 @@
 //! `jku`, `x5u` and `x5c` headers are ignored. Each key is pinned to one algorithm, so a
 //! token cannot choose `none`, HMAC, or another padding.
 
+use std::sync::{Arc, Mutex};
+
 use aws_lc_rs::signature::ParsedPublicKey;
 use serde_json::{Map, Value};
 
@@ -11,7 +13,7 @@ use crate::alg::KeyFamily;
 use crate::error::TokenError;
 use crate::jwk::{Jwk, Jwks, PublicKey};
 use crate::jws::{self, CompactParts};
-use crate::{Algorithm, Claims, Error, Result};
+use crate::{Algorithm, Claims, Error, Result, b64};
 
 /// The default upper bound on a token's length. Generous for claims, small enough that a
 /// hostile multi-megabyte input is refused before any decoding.
@@ -93,6 +95,9 @@ impl VerifyingKey {
     }
 }
 
+/// A protected header (its base64url text) and the index of the key it selected.
+type HeaderChoice = (Box<str>, usize);
+
 /// A verified JWS: its header and payload.
 #[derive(Debug, Clone)]
 pub struct VerifiedJws {
@@ -106,6 +111,10 @@ pub struct VerifiedJws {
 #[derive(Debug, Clone)]
 pub struct Verifier {
     keys: Vec<VerifyingKey>,
+    /// The last protected header that selected a key, and which key. Tokens from one signer
+    /// share their header, and the selection is a function of the header bytes alone, so a
+    /// batch parses it once. Shared by clones, which have the same keys.
+    last_header: Arc<Mutex<Option<HeaderChoice>>>,
     issuer: Option<String>,
     audiences: Vec<String>,
     leeway: i64,
@@ -120,6 +129,7 @@ impl Verifier {
     pub fn new(keys: Vec<VerifyingKey>) -> Verifier {
         Verifier {
             keys,
+            last_header: Arc::default(),
             issuer: None,
             audiences: Vec::new(),
             leeway: DEFAULT_LEEWAY_SECS.cast_signed(),
@@ -206,13 +216,58 @@ impl Verifier {
 
     /// [`Verifier::verify`] at a given time (seconds since the epoch).
     pub fn verify_at(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
-        let VerifiedJws { payload, .. } = self.verify_jws(token)?;
+        self.verify_with_payload_at(token, now).map(|(claims, _)| claims)
+    }
+
+    /// [`Verifier::verify`], also returning the payload exactly as signed (the claims' JSON
+    /// text), for callers that pass the claims on without re-serialising them.
+    pub fn verify_with_payload(&self, token: &str) -> Result<(Claims, Vec<u8>), TokenError> {
+        self.verify_with_payload_at(token, crate::claims::now())
+    }
+
+    fn verify_with_payload_at(&self, token: &str, now: i64) -> Result<(Claims, Vec<u8>), TokenError> {
+        let payload = self.verified_payload(token)?;
         let claims =
             crate::json::parse_object(&payload).map_err(|reason| TokenError::Json { part: "claims", reason })?;
         self.check_claims(&claims, now)?;
         // Registered claims were type-checked above; `from_map` cannot fail on them, but a
         // claims set that `Claims` would refuse is refused here too rather than unwrapped.
-        Claims::from_map(claims).map_err(|e| TokenError::Json { part: "claims", reason: e.to_string() })
+        let claims =
+            Claims::from_map(claims).map_err(|e| TokenError::Json { part: "claims", reason: e.to_string() })?;
+        Ok((claims, payload))
+    }
+
+    /// [`Verifier::verify_jws`] without the header map, with the key selection cached.
+    fn verified_payload(&self, token: &str) -> Result<Vec<u8>, TokenError> {
+        if token.len() > self.max_token_len {
+            return Err(TokenError::TooLong { len: token.len(), max: self.max_token_len });
+        }
+        let (first, second) = jws::dot_positions(token)?;
+        let header_b64 = &token[..first];
+        let cached = self
+            .last_header
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .and_then(|(header, index)| (**header == *header_b64).then_some(*index));
+        let Some(index) = cached else {
+            let CompactParts { signing_input, header, payload, signature } = jws::split_compact(token)?;
+            let key = self.select_key(&header)?;
+            if !key.verify_signature(signing_input.as_bytes(), &signature) {
+                return Err(TokenError::BadSignature);
+            }
+            let index = self.keys.iter().position(|k| std::ptr::eq(k, key)).unwrap_or_default();
+            *self.last_header.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((header_b64.into(), index));
+            return Ok(payload);
+        };
+        // The header was accepted before; the rest is checked exactly as split_compact does.
+        let payload = b64::decode(&token[first + 1..second]).ok_or(TokenError::Base64("payload"))?;
+        let signature = b64::decode(&token[second + 1..]).ok_or(TokenError::Base64("signature"))?;
+        if !self.keys[index].verify_signature(&token.as_bytes()[..second], &signature) {
+            return Err(TokenError::BadSignature);
+        }
+        Ok(payload)
     }
 
     fn select_key(&self, header: &Map<String, Value>) -> Result<&VerifyingKey, TokenError> {

@@ -1,0 +1,319 @@
+//! `cargo xtask bench`: kms-jwt against baselines measured side by side in one run, reported
+//! as ratios (absolute times on a shared 2-core machine are noise) in `target/bench/`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+use kms_jwt::keyset::{KeySetName, KeySets, ProvisionRequest};
+use kms_jwt::kms::KmsOptions;
+use serde_json::{Value, json};
+
+use crate::localstack::Guard;
+use crate::step;
+
+const VERIFY_TOKENS: usize = 20_000;
+const SIGN_TOKENS: usize = 1_000;
+const CONCURRENCY: usize = 16;
+const REPEATS: usize = 5;
+
+/// min, median, max of repeated measurements.
+#[derive(Clone, Copy)]
+struct Stats {
+    min: f64,
+    median: f64,
+    max: f64,
+}
+
+impl Stats {
+    fn of(mut samples: Vec<f64>) -> Stats {
+        samples.sort_by(f64::total_cmp);
+        Stats { min: samples[0], median: samples[samples.len() / 2], max: samples[samples.len() - 1] }
+    }
+
+    fn json(self) -> Value {
+        json!({ "min": self.min, "median": self.median, "max": self.max })
+    }
+
+    fn text(self, unit: &str) -> String {
+        format!("{} / {} / {} {unit}", fmt(self.min), fmt(self.median), fmt(self.max))
+    }
+}
+
+fn fmt(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}")
+    } else if x >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.4}")
+    }
+}
+
+/// One comparison: our figure against a baseline's, and the goal for their ratio.
+struct Comparison {
+    measure: String,
+    unit: &'static str,
+    ours: Stats,
+    baseline: String,
+    theirs: Stats,
+    /// `ours / theirs` must be at least this (rates) or at most this (costs).
+    goal: f64,
+    higher_is_better: bool,
+}
+
+impl Comparison {
+    fn ratio(&self) -> f64 {
+        self.ours.median / self.theirs.median
+    }
+
+    fn met(&self) -> bool {
+        if self.higher_is_better { self.ratio() >= self.goal } else { self.ratio() <= self.goal }
+    }
+
+    fn goal_text(&self) -> String {
+        if self.goal.is_infinite() {
+            return "(context)".into();
+        }
+        format!("{} {}x", if self.higher_is_better { ">=" } else { "<=" }, self.goal)
+    }
+}
+
+/// Runs a command, returning (wall seconds, user+sys CPU seconds) from GNU time.
+fn measure(cmd: &mut Command, stdin: Option<&Path>) -> Result<(f64, f64)> {
+    let time_file = std::env::temp_dir().join(format!("kms-jwt-bench-{}", std::process::id()));
+    let mut timed = Command::new("/usr/bin/time");
+    timed.args(["-f", "%U %S", "-o"]).arg(&time_file).arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            timed.env(k, v);
+        }
+    }
+    timed.stdout(Stdio::null()).stderr(Stdio::piped());
+    if let Some(path) = stdin {
+        timed.stdin(std::fs::File::open(path)?);
+    }
+    let started = Instant::now();
+    let out = timed.output().context("cannot run /usr/bin/time (apt-get install time)")?;
+    let wall = started.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!("{:?} failed: {}", cmd.get_program(), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let text = std::fs::read_to_string(&time_file)?;
+    let cpu: f64 = text.split_whitespace().filter_map(|t| t.parse::<f64>().ok()).sum();
+    Ok((wall, cpu))
+}
+
+fn repeat(times: usize, mut run: impl FnMut() -> Result<(f64, f64)>) -> Result<(Stats, Stats)> {
+    let mut walls = Vec::new();
+    let mut cpus = Vec::new();
+    for _ in 0..times {
+        let (wall, cpu) = run()?;
+        walls.push(wall);
+        cpus.push(cpu);
+    }
+    Ok((Stats::of(walls), Stats::of(cpus)))
+}
+
+fn per(stats: Stats, n: usize, invert: bool) -> Stats {
+    let f = |x: f64| if invert { n as f64 / x } else { x / n as f64 };
+    // Inverting swaps which end is min.
+    if invert {
+        Stats { min: f(stats.max), median: f(stats.median), max: f(stats.min) }
+    } else {
+        Stats { min: f(stats.min), median: f(stats.median), max: f(stats.max) }
+    }
+}
+
+fn micros(stats: Stats) -> Stats {
+    Stats { min: stats.min * 1e6, median: stats.median * 1e6, max: stats.max * 1e6 }
+}
+
+fn on_one_core(program: &Path) -> Command {
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", "0"]).arg(program);
+    cmd
+}
+
+pub(crate) fn run() -> Result<()> {
+    let root = crate::repo_root();
+    let out = root.join("target/bench");
+    std::fs::create_dir_all(&out)?;
+    step("building kms-jwt and the baselines (release)");
+    crate::ci::cargo(
+        &["build", "--release", "--quiet", "-p", "kms-jwt", "--features", "cli", "-p", "kms-jwt-bench"],
+        &[],
+    )?;
+    let ours = root.join("target/release/kms-jwt");
+    let base = root.join("target/release/kms-jwt-bench");
+    let mut results = Vec::new();
+
+    for alg in ["RS256", "ES256"] {
+        step(&format!("verify: {VERIFY_TOKENS} {alg} tokens on one core, {REPEATS} runs each"));
+        let dir = out.join(alg);
+        let status = Command::new(&base).args(["tokens", alg, &VERIFY_TOKENS.to_string()]).arg(&dir).status()?;
+        anyhow::ensure!(status.success(), "cannot make {alg} tokens");
+        let (tokens, jwks) = (dir.join("tokens.txt"), dir.join("jwks.json"));
+        let rate = |cmd: &mut Command| -> Result<Stats> {
+            let (wall, _) = repeat(REPEATS, || measure(cmd, None))?;
+            Ok(per(wall, VERIFY_TOKENS, true))
+        };
+        let kms_jwt = rate(on_one_core(&ours).args(["verify", "--batch"]).arg(&tokens).arg("--jwks").arg(&jwks))?;
+        let aws_lc = rate(on_one_core(&base).arg("verify-aws-lc").arg(&tokens).arg(&jwks))?;
+        let jsonwebtoken = rate(on_one_core(&base).arg("verify-jsonwebtoken").arg(&tokens).arg(&jwks))?;
+        for (baseline, theirs, goal) in
+            [("bare aws-lc-rs verify loop", aws_lc, 0.95), ("jsonwebtoken", jsonwebtoken, 1.1)]
+        {
+            results.push(Comparison {
+                measure: format!("verify {alg} (kms-jwt verify --batch)"),
+                unit: "tokens/s",
+                ours: kms_jwt,
+                baseline: baseline.into(),
+                theirs,
+                goal,
+                higher_is_better: true,
+            });
+        }
+    }
+
+    step("starting LocalStack for the signing benchmarks");
+    let localstack = Guard::up()?;
+    let python = Guard::python()?;
+    let aws_cli = Path::new(&python).with_file_name("aws");
+    let endpoint = localstack.endpoint.clone();
+    let (arn, kid) = crate::block_on(bench_key(&endpoint))?;
+    let claims = out.join("claims.jsonl");
+    std::fs::write(&claims, (0..SIGN_TOKENS).map(|i| format!("{{\"sub\":\"user-{i}\"}}\n")).collect::<String>())?;
+    let creds = [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_DEFAULT_REGION", "us-east-1")];
+    let c = CONCURRENCY.to_string();
+
+    step(&format!("sign: {SIGN_TOKENS} ES256 tokens against LocalStack at concurrency {CONCURRENCY}, 3 runs each"));
+    let mut ours_cmd = Command::new(&ours);
+    ours_cmd
+        .args(["--endpoint-url", &endpoint, "--region", "us-east-1", "sign", "--key", &arn, "--batch"])
+        .arg(&claims)
+        .args(["--concurrency", &c])
+        .envs(creds);
+    let mut boto3_cmd = Command::new(&python);
+    boto3_cmd.arg(root.join("scripts/bench_boto3.py")).args([&endpoint, &arn, &kid, &c]).envs(creds);
+    let mut sdk_cmd = Command::new(&base);
+    sdk_cmd.args(["sign-sdk", &endpoint, &arn, &SIGN_TOKENS.to_string(), &c]).envs(creds);
+    let (ours_wall, ours_cpu) = repeat(3, || measure(&mut ours_cmd, None))?;
+    let (boto3_wall, boto3_cpu) = repeat(3, || measure(&mut boto3_cmd, Some(&claims)))?;
+    let (sdk_wall, sdk_cpu) = repeat(3, || measure(&mut sdk_cmd, None))?;
+    results.push(Comparison {
+        measure: "sign: client CPU per token (user+sys)".into(),
+        unit: "µs/token",
+        ours: micros(per(ours_cpu, SIGN_TOKENS, false)),
+        baseline: "boto3 loop, same job".into(),
+        theirs: micros(per(boto3_cpu, SIGN_TOKENS, false)),
+        goal: 0.05,
+        higher_is_better: false,
+    });
+    // Context for the goal above: the SDK alone, signing digests and nothing else.
+    results.push(Comparison {
+        measure: "sign: client CPU per token (user+sys)".into(),
+        unit: "µs/token",
+        ours: micros(per(ours_cpu, SIGN_TOKENS, false)),
+        baseline: "bare aws-sdk-kms Sign loop (context: the SDK's own cost)".into(),
+        theirs: micros(per(sdk_cpu, SIGN_TOKENS, false)),
+        goal: f64::INFINITY,
+        higher_is_better: false,
+    });
+    for (baseline, theirs, goal) in
+        [("bare aws-sdk-kms Sign loop", sdk_wall, 0.9), ("boto3 loop, same job", boto3_wall, 1.0)]
+    {
+        results.push(Comparison {
+            measure: format!("sign: throughput at concurrency {CONCURRENCY}"),
+            unit: "tokens/s",
+            ours: per(ours_wall, SIGN_TOKENS, true),
+            baseline: baseline.into(),
+            theirs: per(theirs, SIGN_TOKENS, true),
+            goal,
+            higher_is_better: true,
+        });
+    }
+
+    step("one process: kms-jwt sign against aws kms sign, 7 runs each");
+    let msg = out.join("message.txt");
+    std::fs::write(&msg, "hello")?;
+    let mut one = Command::new(&ours);
+    one.args(["--endpoint-url", &endpoint, "--region", "us-east-1", "sign", "--key", &arn, "--sub", "x"]).envs(creds);
+    let mut cli = Command::new(&aws_cli);
+    cli.args(["--endpoint-url", &endpoint, "kms", "sign", "--key-id", &arn, "--message"])
+        .arg(format!("fileb://{}", msg.display()))
+        .args(["--message-type", "RAW", "--signing-algorithm", "ECDSA_SHA_256"])
+        .envs(creds);
+    let (one_wall, _) = repeat(7, || measure(&mut one, None))?;
+    let (cli_wall, _) = repeat(7, || measure(&mut cli, None))?;
+    results.push(Comparison {
+        measure: "one process: wall time of one sign".into(),
+        unit: "s",
+        ours: one_wall,
+        baseline: "one `aws kms sign` (CLI v1, LocalStack venv)".into(),
+        theirs: cli_wall,
+        goal: 0.1,
+        higher_is_better: false,
+    });
+    drop(localstack);
+    write_report(&out, &results)
+}
+
+/// An ECC P-256 key set for the signing runs; returns its key ARN and kid.
+async fn bench_key(endpoint: &str) -> Result<(String, String)> {
+    let mut opts = KmsOptions::endpoint(endpoint, "us-east-1");
+    opts.static_credentials = Some(("test".into(), "test".into()));
+    let sets = KeySets::new(opts.client().await?, opts);
+    let req = ProvisionRequest {
+        name: KeySetName::parse("kms-jwt-bench")?,
+        key_spec: "ECC_NIST_P256".into(),
+        description: "kms-jwt bench".into(),
+        tags: vec![],
+    };
+    let done = sets.provision(&req).await?;
+    Ok((done.info.arn, done.kid))
+}
+
+fn write_report(out: &Path, results: &[Comparison]) -> Result<()> {
+    let machine = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let mut md = String::from("# kms-jwt benchmarks\n\n");
+    md.push_str(&format!(
+        "`cargo xtask bench`, {} CPUs ({machine}). Each figure is min / median / max over repeated runs; ratios use medians.\n\n",
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
+    ));
+    md.push_str(
+        "| measure | kms-jwt | baseline | baseline figure | ratio | goal | met |\n|---|---|---|---|---|---|---|\n",
+    );
+    let mut rows = Vec::new();
+    for r in results {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {:.3}x | {} | {} |\n",
+            r.measure,
+            r.ours.text(r.unit),
+            r.baseline,
+            r.theirs.text(r.unit),
+            r.ratio(),
+            r.goal_text(),
+            match (r.goal.is_infinite(), r.met()) {
+                (true, _) => "-",
+                (false, true) => "yes",
+                (false, false) => "no",
+            }
+        ));
+        rows.push(json!({
+            "measure": r.measure, "unit": r.unit, "kms_jwt": r.ours.json(), "baseline": r.baseline,
+            "baseline_figure": r.theirs.json(), "ratio": r.ratio(), "goal": r.goal_text(), "met": (!r.goal.is_infinite()).then(|| r.met()),
+        }));
+    }
+    std::fs::write(out.join("report.md"), &md)?;
+    std::fs::write(out.join("report.json"), serde_json::to_string_pretty(&json!({ "results": rows }))? + "\n")?;
+    crate::print_text(&md)?;
+    step(&format!("report written to {}", PathBuf::from(out).join("report.md").display()));
+    Ok(())
+}
