@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: kms-jwt against baselines measured side by side in one run, reported
 //! as ratios (absolute times on a shared 2-core machine are noise) in `target/bench/`.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -98,7 +99,7 @@ fn measure(cmd: &mut Command, stdin: Option<&Path>) -> Result<(f64, f64)> {
     let out = timed.output().context("cannot run /usr/bin/time (apt-get install time)")?;
     let wall = started.elapsed().as_secs_f64();
     if !out.status.success() {
-        bail!("{:?} failed: {}", cmd.get_program(), String::from_utf8_lossy(&out.stderr).trim());
+        bail!("{} failed: {}", cmd.get_program().display(), String::from_utf8_lossy(&out.stderr).trim());
     }
     let text = std::fs::read_to_string(&time_file)?;
     let cpu: f64 = text.split_whitespace().filter_map(|t| t.parse::<f64>().ok()).sum();
@@ -147,21 +148,27 @@ pub(crate) fn run() -> Result<()> {
     )?;
     let ours = root.join("target/release/kms-jwt");
     let base = root.join("target/release/kms-jwt-bench");
-    let mut results = Vec::new();
+    let mut results = verify_benchmarks(&out, &ours, &base)?;
+    results.extend(sign_benchmarks(&root, &out, &ours, &base)?);
+    write_report(&out, &results)
+}
 
+/// `kms-jwt verify --batch` on one core against the bare aws-lc-rs loop and jsonwebtoken.
+fn verify_benchmarks(out: &Path, ours: &Path, base: &Path) -> Result<Vec<Comparison>> {
+    let mut results = Vec::new();
     for alg in ["RS256", "ES256"] {
         step(&format!("verify: {VERIFY_TOKENS} {alg} tokens on one core, {REPEATS} runs each"));
         let dir = out.join(alg);
-        let status = Command::new(&base).args(["tokens", alg, &VERIFY_TOKENS.to_string()]).arg(&dir).status()?;
+        let status = Command::new(base).args(["tokens", alg, &VERIFY_TOKENS.to_string()]).arg(&dir).status()?;
         anyhow::ensure!(status.success(), "cannot make {alg} tokens");
         let (tokens, jwks) = (dir.join("tokens.txt"), dir.join("jwks.json"));
         let rate = |cmd: &mut Command| -> Result<Stats> {
             let (wall, _) = repeat(REPEATS, || measure(cmd, None))?;
             Ok(per(wall, VERIFY_TOKENS, true))
         };
-        let kms_jwt = rate(on_one_core(&ours).args(["verify", "--batch"]).arg(&tokens).arg("--jwks").arg(&jwks))?;
-        let aws_lc = rate(on_one_core(&base).arg("verify-aws-lc").arg(&tokens).arg(&jwks))?;
-        let jsonwebtoken = rate(on_one_core(&base).arg("verify-jsonwebtoken").arg(&tokens).arg(&jwks))?;
+        let kms_jwt = rate(on_one_core(ours).args(["verify", "--batch"]).arg(&tokens).arg("--jwks").arg(&jwks))?;
+        let aws_lc = rate(on_one_core(base).arg("verify-aws-lc").arg(&tokens).arg(&jwks))?;
+        let jsonwebtoken = rate(on_one_core(base).arg("verify-jsonwebtoken").arg(&tokens).arg(&jwks))?;
         for (baseline, theirs, goal) in
             [("bare aws-lc-rs verify loop", aws_lc, 0.95), ("jsonwebtoken", jsonwebtoken, 1.1)]
         {
@@ -177,6 +184,12 @@ pub(crate) fn run() -> Result<()> {
         }
     }
 
+    Ok(results)
+}
+
+/// Signing against LocalStack: client CPU, throughput, and one process.
+fn sign_benchmarks(root: &Path, out: &Path, ours: &Path, base: &Path) -> Result<Vec<Comparison>> {
+    let mut results = Vec::new();
     step("starting LocalStack for the signing benchmarks");
     let localstack = Guard::up()?;
     let python = Guard::python()?;
@@ -184,12 +197,13 @@ pub(crate) fn run() -> Result<()> {
     let endpoint = localstack.endpoint.clone();
     let (arn, kid) = crate::block_on(bench_key(&endpoint))?;
     let claims = out.join("claims.jsonl");
-    std::fs::write(&claims, (0..SIGN_TOKENS).map(|i| format!("{{\"sub\":\"user-{i}\"}}\n")).collect::<String>())?;
+    let lines: Vec<String> = (0..SIGN_TOKENS).map(|i| format!("{{\"sub\":\"user-{i}\"}}")).collect();
+    std::fs::write(&claims, lines.join("\n") + "\n")?;
     let creds = [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_DEFAULT_REGION", "us-east-1")];
     let c = CONCURRENCY.to_string();
 
     step(&format!("sign: {SIGN_TOKENS} ES256 tokens against LocalStack at concurrency {CONCURRENCY}, 3 runs each"));
-    let mut ours_cmd = Command::new(&ours);
+    let mut ours_cmd = Command::new(ours);
     ours_cmd
         .args(["--endpoint-url", &endpoint, "--region", "us-east-1", "sign", "--key", &arn, "--batch"])
         .arg(&claims)
@@ -197,7 +211,7 @@ pub(crate) fn run() -> Result<()> {
         .envs(creds);
     let mut boto3_cmd = Command::new(&python);
     boto3_cmd.arg(root.join("scripts/bench_boto3.py")).args([&endpoint, &arn, &kid, &c]).envs(creds);
-    let mut sdk_cmd = Command::new(&base);
+    let mut sdk_cmd = Command::new(base);
     sdk_cmd.args(["sign-sdk", &endpoint, &arn, &SIGN_TOKENS.to_string(), &c]).envs(creds);
     let (ours_wall, ours_cpu) = repeat(3, || measure(&mut ours_cmd, None))?;
     let (boto3_wall, boto3_cpu) = repeat(3, || measure(&mut boto3_cmd, Some(&claims)))?;
@@ -238,7 +252,7 @@ pub(crate) fn run() -> Result<()> {
     step("one process: kms-jwt sign against aws kms sign, 7 runs each");
     let msg = out.join("message.txt");
     std::fs::write(&msg, "hello")?;
-    let mut one = Command::new(&ours);
+    let mut one = Command::new(ours);
     one.args(["--endpoint-url", &endpoint, "--region", "us-east-1", "sign", "--key", &arn, "--sub", "x"]).envs(creds);
     let mut cli = Command::new(&aws_cli);
     cli.args(["--endpoint-url", &endpoint, "kms", "sign", "--key-id", &arn, "--message"])
@@ -257,7 +271,7 @@ pub(crate) fn run() -> Result<()> {
         higher_is_better: false,
     });
     drop(localstack);
-    write_report(&out, &results)
+    Ok(results)
 }
 
 /// An ECC P-256 key set for the signing runs; returns its key ARN and kid.
@@ -283,17 +297,19 @@ fn write_report(out: &Path, results: &[Comparison]) -> Result<()> {
         })
         .unwrap_or_default();
     let mut md = String::from("# kms-jwt benchmarks\n\n");
-    md.push_str(&format!(
+    let _ = write!(
+        md,
         "`cargo xtask bench`, {} CPUs ({machine}). Each figure is min / median / max over repeated runs; ratios use medians.\n\n",
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
-    ));
+    );
     md.push_str(
         "| measure | kms-jwt | baseline | baseline figure | ratio | goal | met |\n|---|---|---|---|---|---|---|\n",
     );
     let mut rows = Vec::new();
     for r in results {
-        md.push_str(&format!(
-            "| {} | {} | {} | {} | {:.3}x | {} | {} |\n",
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {:.3}x | {} | {} |",
             r.measure,
             r.ours.text(r.unit),
             r.baseline,
@@ -305,7 +321,7 @@ fn write_report(out: &Path, results: &[Comparison]) -> Result<()> {
                 (false, true) => "yes",
                 (false, false) => "no",
             }
-        ));
+        );
         rows.push(json!({
             "measure": r.measure, "unit": r.unit, "kms_jwt": r.ours.json(), "baseline": r.baseline,
             "baseline_figure": r.theirs.json(), "ratio": r.ratio(), "goal": r.goal_text(), "met": (!r.goal.is_infinite()).then(|| r.met()),
