@@ -215,18 +215,28 @@ impl KeySets {
     /// Every enabled key of the set (next, current, previous) with its public key and the
     /// algorithm it signs with, for publication in a JWKS.
     pub async fn published(&self, name: &KeySetName, alg: Option<Algorithm>) -> Result<Vec<(KeyInfo, Algorithm)>> {
-        let state = self.resolve(name).await?;
-        let Some(current) = &state.current else {
-            return Err(Error::KeyNotFound(name.current()));
-        };
+        // DescribeKey and GetPublicKey per alias, the three at once: the tags `resolve`
+        // reads are not needed to publish.
+        let aliases = [name.next(), name.current(), name.previous()];
+        let (next, current, previous) = futures_util::future::join3(
+            Box::pin(describe_signing_key(&self.client, &aliases[0], &self.opts)),
+            Box::pin(describe_signing_key(&self.client, &aliases[1], &self.opts)),
+            Box::pin(describe_signing_key(&self.client, &aliases[2], &self.opts)),
+        )
+        .await;
         let mut out: Vec<(KeyInfo, Algorithm)> = Vec::new();
-        for key in [state.next.as_ref(), Some(current), state.previous.as_ref()].into_iter().flatten() {
-            if !key.enabled() || out.iter().any(|(k, _)| k.key_id == key.key_id) {
-                continue;
+        for (alias, found) in aliases.iter().zip([next, current, previous]) {
+            match found {
+                Ok(info) if !out.iter().any(|(k, _)| k.key_id == info.key_id) => {
+                    let alg = info.algorithm(alg)?;
+                    out.push((info, alg));
+                }
+                // A key already listed (two aliases on one key) is published once; only enabled
+                // keys are published at all; only the current alias must exist.
+                Ok(_) | Err(Error::KeyDisabled(_) | Error::KeyPendingDeletion(_) | Error::KeyUnavailable { .. }) => {}
+                Err(Error::KeyNotFound(_)) if *alias != name.current() => {}
+                Err(e) => return Err(e),
             }
-            let info = describe_signing_key(&self.client, &key.arn, &self.opts).await?;
-            let alg = info.algorithm(alg)?;
-            out.push((info, alg));
         }
         Ok(out)
     }
