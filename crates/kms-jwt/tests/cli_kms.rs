@@ -181,17 +181,8 @@ async fn kms_errors_are_one_line_with_exit_2() {
 
 #[tokio::test]
 async fn jwks_of_an_alias_publishes_the_whole_key_set() {
-    use kms_jwt::keyset::{KeySetName, KeySets, ProvisionRequest, RotationPolicy};
-    let client = support::client().await;
-    let sets = KeySets::new(client.clone(), support::options());
-    let name = KeySetName::parse(&support::unique("kms-jwt-cli")).unwrap();
-    let req = ProvisionRequest {
-        name: name.clone(),
-        key_spec: "ECC_NIST_P256".into(),
-        description: "t".into(),
-        tags: vec![],
-    };
-    sets.provision(&req).await.unwrap();
+    use kms_jwt::keyset::RotationPolicy;
+    let (sets, name) = support::key_set("ECC_NIST_P256").await;
     let old = stdout(&kms_jwt(&["sign", "--key", name.name()]));
     let policy = RotationPolicy {
         pending_window_days: 7,

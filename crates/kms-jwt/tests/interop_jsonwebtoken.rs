@@ -3,25 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+mod support;
+
 use der::Decode as _;
 use der::asn1::OctetStringRef;
-use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
-use kms_jwt::{Algorithm, Claims, JwtSigner, LocalSigner, PublicKey, Signer, Verifier, VerifyingKey, b64};
+use jsonwebtoken::{EncodingKey, Header, Validation};
+use kms_jwt::{Algorithm, Claims, JwtSigner, LocalSigner, PublicKey, Signer, Verifier, VerifyingKey};
 use serde_json::{Value, json};
-
-fn theirs(alg: Algorithm) -> jsonwebtoken::Algorithm {
-    match alg {
-        Algorithm::RS256 => jsonwebtoken::Algorithm::RS256,
-        Algorithm::RS384 => jsonwebtoken::Algorithm::RS384,
-        Algorithm::RS512 => jsonwebtoken::Algorithm::RS512,
-        Algorithm::PS256 => jsonwebtoken::Algorithm::PS256,
-        Algorithm::PS384 => jsonwebtoken::Algorithm::PS384,
-        Algorithm::PS512 => jsonwebtoken::Algorithm::PS512,
-        Algorithm::ES256 => jsonwebtoken::Algorithm::ES256,
-        Algorithm::ES384 => jsonwebtoken::Algorithm::ES384,
-        other => panic!("jsonwebtoken has no {other}"),
-    }
-}
 
 const ALGS: [Algorithm; 8] = [
     Algorithm::RS256,
@@ -33,13 +21,6 @@ const ALGS: [Algorithm; 8] = [
     Algorithm::ES256,
     Algorithm::ES384,
 ];
-
-fn decoding_key(public: &PublicKey) -> DecodingKey {
-    match public {
-        PublicKey::Rsa { n, e } => DecodingKey::from_rsa_components(&b64::encode(n), &b64::encode(e)).unwrap(),
-        PublicKey::Ec { x, y, .. } => DecodingKey::from_ec_components(&b64::encode(x), &b64::encode(y)).unwrap(),
-    }
-}
 
 /// `PrivateKeyInfo` (RFC 5208), to hand jsonwebtoken the PKCS#1 key inside PKCS#8.
 #[derive(der::Sequence)]
@@ -68,10 +49,14 @@ async fn jsonwebtoken_verifies_our_tokens() {
     for alg in ALGS {
         let signer = JwtSigner::new(LocalSigner::generate(alg).unwrap()).unwrap();
         let token = signer.sign(&Claims::from_map(claims().as_object().unwrap().clone()).unwrap()).await.unwrap();
-        let mut validation = Validation::new(theirs(alg));
+        let mut validation = Validation::new(support::jsonwebtoken_alg(alg).unwrap());
         validation.set_issuer(&["my-lambda"]);
-        let data = jsonwebtoken::decode::<Value>(&token, &decoding_key(signer.signer().public_key()), &validation)
-            .unwrap_or_else(|e| panic!("{alg}: {e}"));
+        let data = jsonwebtoken::decode::<Value>(
+            &token,
+            &support::jsonwebtoken_key(signer.signer().public_key()),
+            &validation,
+        )
+        .unwrap_or_else(|e| panic!("{alg}: {e}"));
         assert_eq!(data.claims, claims(), "{alg}");
         assert_eq!(data.header.kid.as_deref(), Some(signer.kid()), "{alg}");
         assert_eq!(data.header.typ.as_deref(), Some("JWT"));
@@ -82,7 +67,7 @@ async fn jsonwebtoken_verifies_our_tokens() {
 async fn we_verify_jsonwebtoken_tokens() {
     for alg in ALGS {
         let signer = LocalSigner::generate(alg).unwrap();
-        let mut header = Header::new(theirs(alg));
+        let mut header = Header::new(support::jsonwebtoken_alg(alg).unwrap());
         header.kid = Some("theirs".into());
         let token = jsonwebtoken::encode(&header, &claims(), &encoding_key(&signer)).unwrap();
         let key = VerifyingKey::new(signer.public_key().clone(), alg, Some("theirs".into())).unwrap();

@@ -24,12 +24,8 @@ fn policy(force: bool) -> RotationPolicy {
 }
 
 async fn setup(spec: &str) -> (Client, KeySets, KeySetName) {
-    let client = support::client().await;
-    let sets = KeySets::new(client.clone(), support::options());
-    let name = KeySetName::parse(&support::unique("kms-jwt-test")).unwrap();
-    let req = ProvisionRequest { name: name.clone(), key_spec: spec.into(), description: "test".into(), tags: vec![] };
-    sets.provision(&req).await.unwrap();
-    (client, sets, name)
+    let (sets, name) = support::key_set(spec).await;
+    (support::client().await, sets, name)
 }
 
 async fn target(client: &Client, alias: &str) -> Option<String> {

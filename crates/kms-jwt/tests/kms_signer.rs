@@ -7,7 +7,7 @@
 mod support;
 
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
-use jsonwebtoken::{DecodingKey, Validation};
+use jsonwebtoken::Validation;
 use kms_jwt::kms::{KmsOptions, KmsSigner};
 use kms_jwt::{Algorithm, Claims, Error, JwtSigner, KeyIdMode, PublicKey, Signer, Verifier, VerifyingKey, b64};
 
@@ -27,20 +27,6 @@ const SPECS: [(&str, &[Algorithm]); 6] = [
     ("ECC_NIST_P521", &[Algorithm::ES512]),
     ("ECC_SECG_P256K1", &[Algorithm::ES256K]),
 ];
-
-fn jsonwebtoken_alg(alg: Algorithm) -> Option<jsonwebtoken::Algorithm> {
-    Some(match alg {
-        Algorithm::RS256 => jsonwebtoken::Algorithm::RS256,
-        Algorithm::RS384 => jsonwebtoken::Algorithm::RS384,
-        Algorithm::RS512 => jsonwebtoken::Algorithm::RS512,
-        Algorithm::PS256 => jsonwebtoken::Algorithm::PS256,
-        Algorithm::PS384 => jsonwebtoken::Algorithm::PS384,
-        Algorithm::PS512 => jsonwebtoken::Algorithm::PS512,
-        Algorithm::ES256 => jsonwebtoken::Algorithm::ES256,
-        Algorithm::ES384 => jsonwebtoken::Algorithm::ES384,
-        _ => return None,
-    })
-}
 
 #[tokio::test]
 async fn every_key_spec_and_algorithm_verifies_everywhere() {
@@ -63,15 +49,8 @@ async fn every_key_spec_and_algorithm_verifies_everywhere() {
             assert_eq!(verifier.verify(&token).unwrap(), claims, "{spec} {alg}");
 
             // jsonwebtoken, where it implements the algorithm.
-            if let Some(theirs) = jsonwebtoken_alg(alg) {
-                let key = match &public {
-                    PublicKey::Rsa { n, e } => {
-                        DecodingKey::from_rsa_components(&b64::encode(n), &b64::encode(e)).unwrap()
-                    }
-                    PublicKey::Ec { x, y, .. } => {
-                        DecodingKey::from_ec_components(&b64::encode(x), &b64::encode(y)).unwrap()
-                    }
-                };
+            if let Some(theirs) = support::jsonwebtoken_alg(alg) {
+                let key = support::jsonwebtoken_key(&public);
                 jsonwebtoken::decode::<serde_json::Value>(&token, &key, &Validation::new(theirs))
                     .unwrap_or_else(|e| panic!("jsonwebtoken {spec} {alg}: {e}"));
             }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kms_jwt::keyset::{KeySetName, KeySets, ProvisionRequest, RotationPolicy, TAG_KEY_SET};
+use kms_jwt::keyset::{KeySetName, KeySets, RotationPolicy, TAG_KEY_SET};
 use kms_jwt::{Algorithm, Claims, Jwks, JwtSigner, LocalSigner, Signer as _, Verifier, VerifyingKey};
 
 /// What the proxy does to the traffic.
@@ -285,15 +285,7 @@ async fn a_rotation_cut_after_each_kms_call_converges_on_the_next_run() {
     // (cut N: after N of them), the next run converges on the same end state. After all 8 the
     // rotation is complete, and running it again is a new rotation.
     for cut in 0..8 {
-        let sets = KeySets::new(client.clone(), support::options());
-        let name = KeySetName::parse(&support::unique("kms-jwt-cut")).unwrap();
-        let req = ProvisionRequest {
-            name: name.clone(),
-            key_spec: "ECC_NIST_P256".into(),
-            description: "t".into(),
-            tags: vec![],
-        };
-        sets.provision(&req).await.unwrap();
+        let (sets, name) = support::key_set("ECC_NIST_P256").await;
         sets.rotate(&name, &policy).await.unwrap();
         let before = sets.resolve(&name).await.unwrap();
         let (old_current, old_previous) = (before.current.unwrap().key_id, before.previous.unwrap().key_id);

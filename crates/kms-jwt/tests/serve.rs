@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
-use kms_jwt::keyset::{KeySetName, KeySets, ProvisionRequest, RotationPolicy};
+use kms_jwt::keyset::RotationPolicy;
 use kms_jwt::kms::KmsSigner;
 use kms_jwt::{Claims, Jwks, JwtSigner};
 
@@ -54,21 +54,13 @@ impl Server {
     }
 }
 
-async fn key_set(spec: &str) -> (KeySets, KeySetName) {
-    let sets = KeySets::new(support::client().await, support::options());
-    let name = KeySetName::parse(&support::unique("kms-jwt-serve")).unwrap();
-    let req = ProvisionRequest { name: name.clone(), key_spec: spec.into(), description: "t".into(), tags: vec![] };
-    sets.provision(&req).await.unwrap();
-    (sets, name)
-}
-
 async fn get(client: &reqwest::Client, url: &str) -> reqwest::Response {
     client.get(url).send().await.unwrap()
 }
 
 #[tokio::test]
 async fn caching_headers_refresh_after_rotation_and_last_good_while_kms_is_down() {
-    let (sets, name) = key_set("ECC_NIST_P256").await;
+    let (sets, name) = support::key_set("ECC_NIST_P256").await;
     let kms = support::Forwarder::start(&support::endpoint());
     let server = Server::start(&kms.url, name.name(), None, "127.0.0.1:0");
     let http = reqwest::Client::new();
@@ -126,7 +118,7 @@ async fn caching_headers_refresh_after_rotation_and_last_good_while_kms_is_down(
 
 #[tokio::test]
 async fn pyjwt_verifies_with_nothing_but_the_issuer_url() {
-    let (_, name) = key_set("ECC_NIST_P256").await;
+    let (_, name) = support::key_set("ECC_NIST_P256").await;
     // The issuer is the server itself, so a client needs nothing else.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let issuer = format!("http://127.0.0.1:{port}");
@@ -156,7 +148,7 @@ print(json.dumps(claims))
 
 #[tokio::test]
 async fn thousands_of_concurrent_requests_all_succeed() {
-    let (_, name) = key_set("ECC_NIST_P256").await;
+    let (_, name) = support::key_set("ECC_NIST_P256").await;
     let server = Server::start(&support::endpoint(), name.name(), None, "127.0.0.1:0");
     let http = reqwest::Client::new();
     let urls = [
@@ -179,7 +171,7 @@ async fn thousands_of_concurrent_requests_all_succeed() {
 
 #[tokio::test]
 async fn publish_writes_static_well_known_files() {
-    let (_, name) = key_set("ECC_NIST_P384").await;
+    let (_, name) = support::key_set("ECC_NIST_P384").await;
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_kms-jwt"))
         .args(["--endpoint-url", &support::endpoint(), "--region", "us-east-1", "publish", "--key", name.name()])

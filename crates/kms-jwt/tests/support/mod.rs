@@ -232,3 +232,42 @@ impl Forwarder {
         }
     }
 }
+
+/// Provisions a fresh key set of `spec` on LocalStack.
+pub async fn key_set(spec: &str) -> (kms_jwt::keyset::KeySets, kms_jwt::keyset::KeySetName) {
+    use kms_jwt::keyset::{KeySetName, KeySets, ProvisionRequest};
+    let sets = KeySets::new(client().await, options());
+    let name = KeySetName::parse(&unique("kms-jwt-test")).unwrap();
+    let req = ProvisionRequest { name: name.clone(), key_spec: spec.into(), description: "test".into(), tags: vec![] };
+    sets.provision(&req).await.unwrap();
+    (sets, name)
+}
+
+/// jsonwebtoken's name for `alg`, where jsonwebtoken implements it (not ES512, ES256K).
+pub fn jsonwebtoken_alg(alg: kms_jwt::Algorithm) -> Option<jsonwebtoken::Algorithm> {
+    use kms_jwt::Algorithm;
+    Some(match alg {
+        Algorithm::RS256 => jsonwebtoken::Algorithm::RS256,
+        Algorithm::RS384 => jsonwebtoken::Algorithm::RS384,
+        Algorithm::RS512 => jsonwebtoken::Algorithm::RS512,
+        Algorithm::PS256 => jsonwebtoken::Algorithm::PS256,
+        Algorithm::PS384 => jsonwebtoken::Algorithm::PS384,
+        Algorithm::PS512 => jsonwebtoken::Algorithm::PS512,
+        Algorithm::ES256 => jsonwebtoken::Algorithm::ES256,
+        Algorithm::ES384 => jsonwebtoken::Algorithm::ES384,
+        _ => return None,
+    })
+}
+
+/// A jsonwebtoken decoding key for a public key, from its JWK members.
+pub fn jsonwebtoken_key(public: &kms_jwt::PublicKey) -> jsonwebtoken::DecodingKey {
+    use kms_jwt::{PublicKey, b64};
+    match public {
+        PublicKey::Rsa { n, e } => {
+            jsonwebtoken::DecodingKey::from_rsa_components(&b64::encode(n), &b64::encode(e)).unwrap()
+        }
+        PublicKey::Ec { x, y, .. } => {
+            jsonwebtoken::DecodingKey::from_ec_components(&b64::encode(x), &b64::encode(y)).unwrap()
+        }
+    }
+}
