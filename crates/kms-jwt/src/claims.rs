@@ -1,8 +1,57 @@
 //! JWT claims (RFC 7519 section 4) and a builder for them.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
-use crate::{Error, Result, b64, json};
+use crate::json::{self, Scanned};
+use crate::{Error, Result, TokenError, b64};
+
+/// The JSON type each registered claim must have (RFC 7519 section 4.1).
+const REGISTERED: [(&str, Kind); 7] = [
+    ("exp", Kind::NumericDate),
+    ("nbf", Kind::NumericDate),
+    ("iat", Kind::NumericDate),
+    ("iss", Kind::String),
+    ("sub", Kind::String),
+    ("jti", Kind::String),
+    ("aud", Kind::Audience),
+];
+
+#[derive(Clone, Copy)]
+enum Kind {
+    NumericDate,
+    String,
+    /// A string or an array of strings.
+    Audience,
+}
+
+impl Kind {
+    fn describe(self) -> &'static str {
+        match self {
+            Kind::NumericDate => "a number",
+            Kind::String => "a string",
+            Kind::Audience => "a string or an array of strings",
+        }
+    }
+
+    fn admits(self, value: &Value) -> bool {
+        match (self, value) {
+            (Kind::NumericDate, Value::Number(_)) | (Kind::String | Kind::Audience, Value::String(_)) => true,
+            (Kind::Audience, Value::Array(items)) => items.iter().all(Value::is_string),
+            _ => false,
+        }
+    }
+
+    fn admits_scanned(self, value: &Scanned<'_>) -> bool {
+        matches!(
+            (self, value),
+            (Kind::NumericDate, Scanned::Number(_))
+                | (Kind::String | Kind::Audience, Scanned::Str(_))
+                | (Kind::Audience, Scanned::Strings(_))
+        )
+    }
+}
 
 /// A JWT claims set: a JSON object with the registered claims and any others.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -25,22 +74,17 @@ impl Claims {
 
     /// Wraps an existing JSON object, with the same checks as [`Claims::from_json`].
     pub fn from_map(map: Map<String, Value>) -> Result<Claims> {
-        for name in ["exp", "nbf", "iat"] {
-            if map.get(name).is_some_and(|v| !v.is_number()) {
-                return Err(Error::InvalidClaims(format!("{name} must be a number")));
+        for (name, kind) in REGISTERED {
+            if map.get(name).is_some_and(|value| !kind.admits(value)) {
+                return Err(Error::InvalidClaims(format!("{name} must be {}", kind.describe())));
             }
-        }
-        for name in ["iss", "sub", "jti"] {
-            if map.get(name).is_some_and(|v| !v.is_string()) {
-                return Err(Error::InvalidClaims(format!("{name} must be a string")));
-            }
-        }
-        match map.get("aud") {
-            None | Some(Value::String(_)) => {}
-            Some(Value::Array(items)) if items.iter().all(Value::is_string) => {}
-            Some(_) => return Err(Error::InvalidClaims("aud must be a string or an array of strings".into())),
         }
         Ok(Claims(map))
+    }
+
+    /// Wraps a map whose registered claims [`Registered::parse`] has already checked.
+    pub(crate) fn checked(map: Map<String, Value>) -> Claims {
+        Claims(map)
     }
 
     /// Sets `sub`.
@@ -137,6 +181,42 @@ impl Claims {
     }
 }
 
+/// The registered claims a verifier checks, read from a payload without building its claims
+/// set (which is most of the cost of checking a token's claims).
+#[derive(Debug, Default)]
+pub(crate) struct Registered<'a> {
+    pub(crate) exp: Option<i64>,
+    pub(crate) nbf: Option<i64>,
+    pub(crate) iss: Option<Cow<'a, str>>,
+    /// `aud`, a single string read as a one-item list.
+    pub(crate) aud: Option<Vec<Cow<'a, str>>>,
+}
+
+impl<'a> Registered<'a> {
+    /// Checks that `payload` is a JSON object with unique member names at every depth whose
+    /// registered claims have their types, and reads the ones a verifier compares.
+    pub(crate) fn parse(payload: &'a [u8]) -> Result<Registered<'a>, TokenError> {
+        let values = json::scan_object(payload, REGISTERED.map(|(name, _)| name))
+            .map_err(|reason| TokenError::Json { part: "claims", reason })?;
+        let mut registered = Registered::default();
+        for ((name, kind), value) in REGISTERED.into_iter().zip(values) {
+            let Some(value) = value else { continue };
+            if !kind.admits_scanned(&value) {
+                return Err(TokenError::ClaimType { name, expected: kind.describe() });
+            }
+            match (name, value) {
+                ("exp", Scanned::Number(t)) => registered.exp = Some(t),
+                ("nbf", Scanned::Number(t)) => registered.nbf = Some(t),
+                ("iss", Scanned::Str(iss)) => registered.iss = Some(iss),
+                ("aud", Scanned::Str(aud)) => registered.aud = Some(vec![aud]),
+                ("aud", Scanned::Strings(aud)) => registered.aud = Some(aud),
+                _ => {}
+            }
+        }
+        Ok(registered)
+    }
+}
+
 /// The current time in seconds since the epoch.
 #[must_use]
 pub fn now() -> i64 {
@@ -203,6 +283,25 @@ mod tests {
 
     fn any_i64() -> impl proptest::strategy::Strategy<Value = i64> {
         proptest::prelude::any::<i64>()
+    }
+
+    #[test]
+    fn registered_claims_are_read_and_type_checked() {
+        let r =
+            Registered::parse(br#"{"exp":10.5,"nbf":-1,"iat":3,"iss":"me","aud":"you","sub":"x","jti":"j"}"#).unwrap();
+        assert_eq!((r.exp, r.nbf, r.iss.as_deref()), (Some(10), Some(-1), Some("me")));
+        assert_eq!(r.aud, Some(vec![Cow::Borrowed("you")]));
+        assert_eq!(Registered::parse(br#"{"aud":["a","b"]}"#).unwrap().aud, Some(vec!["a".into(), "b".into()]));
+        for (payload, name, expected) in [
+            (&br#"{"exp":"1"}"#[..], "exp", "a number"),
+            (br#"{"iat":null}"#, "iat", "a number"),
+            (br#"{"iss":1}"#, "iss", "a string"),
+            (br#"{"jti":["j"]}"#, "jti", "a string"),
+            (br#"{"aud":["a",1]}"#, "aud", "a string or an array of strings"),
+        ] {
+            assert_eq!(Registered::parse(payload).unwrap_err(), TokenError::ClaimType { name, expected });
+        }
+        assert!(matches!(Registered::parse(br#"{"a":1,"a":1}"#), Err(TokenError::Json { part: "claims", .. })));
     }
 
     #[test]

@@ -159,9 +159,14 @@ pub enum TokenError {
     /// The signature does not verify.
     #[error("signature does not verify")]
     BadSignature,
-    /// A registered time claim is present but not a JSON number.
-    #[error("claim {0} must be a number")]
-    ClaimType(&'static str),
+    /// A registered claim is present with the wrong JSON type.
+    #[error("claim {name} must be {expected}")]
+    ClaimType {
+        /// The claim's name.
+        name: &'static str,
+        /// The type it must have, in words.
+        expected: &'static str,
+    },
     /// `exp` is in the past (beyond leeway).
     #[error("token expired at {exp}")]
     Expired {

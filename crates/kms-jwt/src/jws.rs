@@ -138,7 +138,7 @@ pub fn split_compact(token: &str) -> Result<CompactParts<'_>, TokenError> {
 
 /// The byte offsets of the two dots of a three-segment token.
 pub(crate) fn dot_positions(token: &str) -> Result<(usize, usize), TokenError> {
-    let mut dots = token.match_indices('.').map(|(i, _)| i);
+    let mut dots = memchr::memchr_iter(b'.', token.as_bytes());
     match (dots.next(), dots.next(), dots.next()) {
         (Some(first), Some(second), None) => Ok((first, second)),
         _ => Err(TokenError::Segments(token.split('.').count())),

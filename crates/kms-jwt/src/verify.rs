@@ -10,6 +10,7 @@ use aws_lc_rs::signature::ParsedPublicKey;
 use serde_json::{Map, Value};
 
 use crate::alg::KeyFamily;
+use crate::claims::Registered;
 use crate::error::TokenError;
 use crate::jwk::{Jwk, Jwks, PublicKey};
 use crate::jws::{self, CompactParts};
@@ -208,33 +209,33 @@ impl Verifier {
         Ok(VerifiedJws { header, payload })
     }
 
-    /// Verifies a JWT now: signature, then `exp`, `nbf`, `iat` types and times, then
-    /// `iss` and `aud` when configured. Returns the claims.
+    /// Verifies a JWT now: signature, then the registered claims' types, `exp` and `nbf`,
+    /// then `iss` and `aud` when configured. Returns the claims.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         self.verify_at(token, crate::claims::now())
     }
 
     /// [`Verifier::verify`] at a given time (seconds since the epoch).
     pub fn verify_at(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
-        self.verify_with_payload_at(token, now).map(|(claims, _)| claims)
+        let payload = self.verify_payload_at(token, now)?;
+        // The payload passed the strict scan; this only builds the map it describes.
+        let map =
+            serde_json::from_slice(&payload).map_err(|e| TokenError::Json { part: "claims", reason: e.to_string() })?;
+        Ok(Claims::checked(map))
     }
 
-    /// [`Verifier::verify`], also returning the payload exactly as signed (the claims' JSON
-    /// text), for callers that pass the claims on without re-serialising them.
-    pub fn verify_with_payload(&self, token: &str) -> Result<(Claims, Vec<u8>), TokenError> {
-        self.verify_with_payload_at(token, crate::claims::now())
+    /// [`Verifier::verify`], returning the payload exactly as signed (the claims' JSON text)
+    /// instead of building the claims: for callers that pass the claims on, and the cheapest
+    /// way to check a token. The checks are the same.
+    pub fn verify_payload(&self, token: &str) -> Result<Vec<u8>, TokenError> {
+        self.verify_payload_at(token, crate::claims::now())
     }
 
-    fn verify_with_payload_at(&self, token: &str, now: i64) -> Result<(Claims, Vec<u8>), TokenError> {
+    /// [`Verifier::verify_payload`] at a given time (seconds since the epoch).
+    pub fn verify_payload_at(&self, token: &str, now: i64) -> Result<Vec<u8>, TokenError> {
         let payload = self.verified_payload(token)?;
-        let claims =
-            crate::json::parse_object(&payload).map_err(|reason| TokenError::Json { part: "claims", reason })?;
-        self.check_claims(&claims, now)?;
-        // Registered claims were type-checked above; `from_map` cannot fail on them, but a
-        // claims set that `Claims` would refuse is refused here too rather than unwrapped.
-        let claims =
-            Claims::from_map(claims).map_err(|e| TokenError::Json { part: "claims", reason: e.to_string() })?;
-        Ok((claims, payload))
+        self.check_claims(&Registered::parse(&payload)?, now)?;
+        Ok(payload)
     }
 
     /// [`Verifier::verify_jws`] without the header map, with the key selection cached.
@@ -313,50 +314,29 @@ impl Verifier {
         Ok(key)
     }
 
-    fn check_claims(&self, claims: &Map<String, Value>, now: i64) -> Result<(), TokenError> {
-        let time = |name: &'static str| -> Result<Option<i64>, TokenError> {
-            match claims.get(name) {
-                None => Ok(None),
-                // NumericDate may have a fraction; whole seconds are what the checks compare.
-                Some(Value::Number(n)) => Ok(n.as_i64().or_else(|| n.as_f64().map(|f| f.floor() as i64))),
-                Some(_) => Err(TokenError::ClaimType(name)),
-            }
-        };
-        let exp = time("exp")?;
-        let nbf = time("nbf")?;
-        time("iat")?;
-        match exp {
+    fn check_claims(&self, claims: &Registered<'_>, now: i64) -> Result<(), TokenError> {
+        match claims.exp {
             Some(exp) if now > exp.saturating_add(self.leeway) => return Err(TokenError::Expired { exp }),
             None if self.require_exp => return Err(TokenError::MissingClaim("exp")),
             _ => {}
         }
-        if let Some(nbf) = nbf
+        if let Some(nbf) = claims.nbf
             && nbf > now.saturating_add(self.leeway)
         {
             return Err(TokenError::NotYetValid { nbf });
         }
         if let Some(expected) = &self.issuer {
-            match claims.get("iss") {
+            match &claims.iss {
                 None => return Err(TokenError::MissingClaim("iss")),
-                Some(Value::String(iss)) if iss == expected => {}
-                Some(Value::String(iss)) => return Err(TokenError::Issuer { got: iss.clone() }),
-                Some(_) => return Err(TokenError::ClaimType("iss")),
+                Some(iss) if iss == expected => {}
+                Some(iss) => return Err(TokenError::Issuer { got: iss.to_string() }),
             }
         }
         if !self.audiences.is_empty() {
-            let matches = |aud: &Value| aud.as_str().is_some_and(|a| self.audiences.iter().any(|e| e == a));
-            match claims.get("aud") {
+            match &claims.aud {
                 None => return Err(TokenError::MissingClaim("aud")),
-                Some(Value::String(_) | Value::Array(_)) => {
-                    let ok = match &claims["aud"] {
-                        Value::Array(items) => items.iter().any(matches),
-                        one => matches(one),
-                    };
-                    if !ok {
-                        return Err(TokenError::Audience);
-                    }
-                }
-                Some(_) => return Err(TokenError::ClaimType("aud")),
+                Some(aud) if aud.iter().any(|a| self.audiences.iter().any(|e| e == a)) => {}
+                Some(_) => return Err(TokenError::Audience),
             }
         }
         Ok(())

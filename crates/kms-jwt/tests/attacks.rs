@@ -115,12 +115,27 @@ async fn time_claims_must_be_numbers() {
         let mut claims = json!({"exp": FAR_FUTURE});
         claims[claim] = value.clone();
         let token = sign_raw(&f, &header(&f), claims.to_string().as_bytes()).await;
-        let name = match claim {
-            "exp" => "exp",
-            "nbf" => "nbf",
-            _ => "iat",
-        };
-        assert_eq!(f.verifier.verify(&token).unwrap_err(), TokenError::ClaimType(name), "{claim} = {value}");
+        let expected = TokenError::ClaimType { name: claim, expected: "a number" };
+        assert_eq!(f.verifier.verify(&token).unwrap_err(), expected, "{claim} = {value}");
+    }
+}
+
+#[tokio::test]
+async fn registered_claims_must_have_their_types() {
+    let f = fixture(Algorithm::ES256);
+    for (claim, value, expected) in [
+        ("iss", json!(1), "a string"),
+        ("sub", json!({"id": 1}), "a string"),
+        ("jti", json!(["j"]), "a string"),
+        ("aud", json!(true), "a string or an array of strings"),
+        ("aud", json!(["a", 1]), "a string or an array of strings"),
+    ] {
+        let mut claims = json!({"exp": FAR_FUTURE});
+        claims[claim] = value.clone();
+        let token = sign_raw(&f, &header(&f), claims.to_string().as_bytes()).await;
+        let err = f.verifier.verify(&token).unwrap_err();
+        assert_eq!(err, TokenError::ClaimType { name: claim, expected }, "{claim} = {value}");
+        assert_eq!(f.verifier.verify_payload(&token).unwrap_err(), err);
     }
 }
 

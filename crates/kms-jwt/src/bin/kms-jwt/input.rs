@@ -30,18 +30,22 @@ pub(crate) fn read_text(path: &str, what: &str) -> Result<String> {
     String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{what} in {path} is not UTF-8 text"))
 }
 
-/// One line of a batch.
-pub(crate) enum Line {
+/// One line of a batch, borrowed from the caller's buffer.
+pub(crate) enum Line<'a> {
     /// The line, without its terminator.
-    Text(String),
+    Text(&'a str),
     /// The line was longer than the limit; its length.
     TooLong(usize),
     /// The line is not UTF-8.
     NotUtf8,
 }
 
-/// Reads the next line (`\n` or `\r\n` terminated) into at most `max` bytes of memory.
-pub(crate) fn next_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<Option<Line>> {
+/// Reads the next line (`\n` or `\r\n` terminated) into `buf`, keeping at most `max` bytes.
+pub(crate) fn next_line<'a>(
+    reader: &mut dyn BufRead,
+    buf: &'a mut Vec<u8>,
+    max: usize,
+) -> io::Result<Option<Line<'a>>> {
     buf.clear();
     let mut len = 0usize;
     let mut seen = false;
@@ -51,7 +55,7 @@ pub(crate) fn next_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize)
             break;
         }
         seen = true;
-        let (take, done) = match memchr_newline(chunk) {
+        let (take, done) = match memchr::memchr(b'\n', chunk) {
             Some(i) => (i, true),
             None => (chunk.len(), false),
         };
@@ -73,14 +77,10 @@ pub(crate) fn next_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize)
     if buf.last() == Some(&b'\r') {
         buf.pop();
     }
-    Ok(Some(match String::from_utf8(std::mem::take(buf)) {
+    Ok(Some(match std::str::from_utf8(buf) {
         Ok(text) => Line::Text(text),
         Err(_) => Line::NotUtf8,
     }))
-}
-
-fn memchr_newline(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n')
 }
 
 /// Whether an error is a write to a closed pipe.
@@ -98,7 +98,7 @@ mod tests {
         let mut out = Vec::new();
         while let Some(line) = next_line(&mut reader, &mut buf, max).unwrap() {
             out.push(match line {
-                Line::Text(t) => t,
+                Line::Text(t) => t.to_owned(),
                 Line::TooLong(n) => format!("<{n}>"),
                 Line::NotUtf8 => "<utf8>".into(),
             });

@@ -150,7 +150,7 @@ async fn batch(args: &SignArgs, signer: &JwtSigner<KmsSigner>, path: &str) -> Re
     let path_owned = path.to_owned();
     // A reader thread keeps blocking reads off the runtime; the bounded channel keeps at
     // most a few lines ahead of the signers, whatever the input size.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<(usize, Line)>>(concurrency * 2);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<(usize, Result<String>)>>(concurrency * 2);
     std::thread::spawn(move || {
         let mut buf = Vec::new();
         let mut number = 0;
@@ -158,7 +158,13 @@ async fn batch(args: &SignArgs, signer: &JwtSigner<KmsSigner>, path: &str) -> Re
             number += 1;
             let next = input::next_line(&mut *reader, &mut buf, input::MAX_LINE)
                 .with_context(|| format!("cannot read {path_owned}"))
-                .map(|line| line.map(|line| (number, line)))
+                .map(|line| {
+                    line.map(|line| match line {
+                        Line::Text(text) => (number, Ok(text.to_owned())),
+                        Line::TooLong(len) => (number, Err(anyhow!("the line is {len} bytes long"))),
+                        Line::NotUtf8 => (number, Err(anyhow!("the line is not UTF-8 text"))),
+                    })
+                })
                 .transpose();
             let Some(item) = next else { break };
             if tx.blocking_send(item).is_err() {
@@ -171,11 +177,7 @@ async fn batch(args: &SignArgs, signer: &JwtSigner<KmsSigner>, path: &str) -> Re
         lines
             .map(|item| async move {
                 let (number, line) = item?;
-                let claims = match line {
-                    Line::Text(text) => Claims::from_json(text.as_bytes()).map_err(anyhow::Error::from),
-                    Line::TooLong(len) => Err(anyhow!("the line is {len} bytes long")),
-                    Line::NotUtf8 => Err(anyhow!("the line is not UTF-8 text")),
-                };
+                let claims = line.and_then(|text| Ok(Claims::from_json(text.as_bytes())?));
                 let claims = claims.and_then(|c| args.finish(c, kms_jwt::claims::now()));
                 let claims = claims.with_context(|| format!("line {number} of {path}"))?;
                 signer.sign(&claims).await.with_context(|| format!("line {number} of {path}"))

@@ -111,17 +111,17 @@ fn batch(verifier: &Verifier, path: &str) -> Result<ExitCode> {
         input::next_line(&mut *reader, &mut buf, input::MAX_LINE).with_context(|| format!("cannot read {path}"))?
     {
         let result = match line {
-            Line::Text(token) => verifier.verify_with_payload(token.trim_end()),
+            Line::Text(token) => verifier.verify_payload(token.trim_end()),
             Line::TooLong(len) => Err(TokenError::TooLong { len, max: input::MAX_LINE }),
             Line::NotUtf8 => Err(TokenError::NotText),
         };
         match result {
-            Ok((claims, payload)) => {
+            Ok(payload) => {
                 out.write_all(b"{\"valid\":true,\"claims\":")?;
-                // The payload is a JSON object the verifier parsed strictly; unless it spans
-                // lines, it is already the claims' JSON: no need to serialise them again.
+                // The payload is a JSON object the verifier checked strictly; unless it spans
+                // lines, it is already the claims' JSON: no need to parse and serialise it.
                 if payload.iter().any(|&b| b == b'\n' || b == b'\r') {
-                    serde_json::to_writer(&mut out, claims.as_map())?;
+                    serde_json::to_writer(&mut out, &serde_json::from_slice::<serde_json::Value>(&payload)?)?;
                 } else {
                     out.write_all(&payload)?;
                 }
