@@ -291,4 +291,35 @@ mod tests {
         let err = parse_object(text.as_bytes()).unwrap_err();
         assert!(err.contains("duplicate member name \"m0\""), "{err}");
     }
+
+    fn object_text(members: &[(String, String)]) -> String {
+        let members: Vec<String> = members.iter().map(|(k, v)| format!("{}:{v}", Value::from(k.as_str()))).collect();
+        format!("{{{}}}", members.join(","))
+    }
+
+    fn has_duplicates(members: &[(String, String)]) -> bool {
+        let mut names: Vec<&String> = members.iter().map(|(k, _)| k).collect();
+        names.sort();
+        names.windows(2).any(|w| w[0] == w[1])
+    }
+
+    proptest::proptest! {
+        /// Names from a two-letter alphabet collide often; the scan must refuse exactly the
+        /// objects with a repeated name, at the top level or one level down.
+        #[test]
+        fn refuses_exactly_the_repeated_names(
+            top in proptest::collection::vec(("[ab]{1,2}", "(1|\"x\"|null|\\[1\\])"), 0..6),
+            nested in proptest::collection::vec(("[ab]{1,2}", "(2|true)"), 0..6),
+        ) {
+            let inner = object_text(&nested);
+            let mut members = top.clone();
+            members.push(("nested".into(), inner));
+            let text = object_text(&members);
+            let result = parse_object(text.as_bytes());
+            proptest::prop_assert_eq!(result.is_err(), has_duplicates(&members) || has_duplicates(&nested), "{}", text);
+            if let Ok(map) = result {
+                proptest::prop_assert_eq!(Value::Object(map), serde_json::from_str::<Value>(&text).unwrap());
+            }
+        }
+    }
 }
