@@ -81,40 +81,48 @@ impl Comparison {
     }
 }
 
-/// Runs a command, returning (wall seconds, user+sys CPU seconds) from GNU time.
+/// Runs a command, returning (wall seconds, user+sys CPU seconds of the command).
 fn measure(cmd: &mut Command, stdin: Option<&Path>) -> Result<(f64, f64)> {
-    let time_file = std::env::temp_dir().join(format!("kms-jwt-bench-{}", std::process::id()));
-    let mut timed = Command::new("/usr/bin/time");
-    timed.args(["-f", "%U %S", "-o"]).arg(&time_file).arg(cmd.get_program()).args(cmd.get_args());
-    for (k, v) in cmd.get_envs() {
-        if let Some(v) = v {
-            timed.env(k, v);
-        }
-    }
-    timed.stdout(Stdio::null()).stderr(Stdio::piped());
-    if let Some(path) = stdin {
-        timed.stdin(std::fs::File::open(path)?);
-    }
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.stdin(match stdin {
+        Some(path) => Stdio::from(std::fs::File::open(path)?),
+        None => Stdio::null(),
+    });
+    // getrusage(RUSAGE_CHILDREN) counts every child waited for so far, in microseconds (GNU
+    // time prints hundredths, too coarse for per-token figures); the difference is this one.
+    let cpu_before = children_cpu()?;
     let started = Instant::now();
-    let out = timed.output().context("cannot run /usr/bin/time (apt-get install time)")?;
+    let out = cmd.output().with_context(|| format!("cannot run {}", cmd.get_program().display()))?;
     let wall = started.elapsed().as_secs_f64();
+    let cpu = children_cpu()? - cpu_before;
     if !out.status.success() {
         bail!("{} failed: {}", cmd.get_program().display(), String::from_utf8_lossy(&out.stderr).trim());
     }
-    let text = std::fs::read_to_string(&time_file)?;
-    let cpu: f64 = text.split_whitespace().filter_map(|t| t.parse::<f64>().ok()).sum();
     Ok((wall, cpu))
 }
 
-fn repeat(times: usize, mut run: impl FnMut() -> Result<(f64, f64)>) -> Result<(Stats, Stats)> {
-    let mut walls = Vec::new();
-    let mut cpus = Vec::new();
-    for _ in 0..times {
-        let (wall, cpu) = run()?;
-        walls.push(wall);
-        cpus.push(cpu);
+fn children_cpu() -> Result<f64> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let usage = getrusage(UsageWho::RUSAGE_CHILDREN)?;
+    let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    Ok(secs(usage.user_time()) + secs(usage.system_time()))
+}
+
+/// Runs every command once to warm up (caches, a cold endpoint), then `times` rounds of all
+/// of them in turn, so that a slow spell of the shared machine hits each alike. Returns each
+/// command's (wall, CPU) statistics.
+fn rounds(times: usize, cmds: &mut [(&mut Command, Option<&Path>)]) -> Result<Vec<(Stats, Stats)>> {
+    let mut samples = vec![(Vec::new(), Vec::new()); cmds.len()];
+    for round in 0..=times {
+        for ((cmd, stdin), (walls, cpus)) in cmds.iter_mut().zip(&mut samples) {
+            let (wall, cpu) = measure(cmd, *stdin)?;
+            if round > 0 {
+                walls.push(wall);
+                cpus.push(cpu);
+            }
+        }
     }
-    Ok((Stats::of(walls), Stats::of(cpus)))
+    Ok(samples.into_iter().map(|(walls, cpus)| (Stats::of(walls), Stats::of(cpus))).collect())
 }
 
 fn per(stats: Stats, n: usize, invert: bool) -> Stats {
@@ -157,18 +165,22 @@ pub(crate) fn run() -> Result<()> {
 fn verify_benchmarks(out: &Path, ours: &Path, base: &Path) -> Result<Vec<Comparison>> {
     let mut results = Vec::new();
     for alg in ["RS256", "ES256"] {
-        step(&format!("verify: {VERIFY_TOKENS} {alg} tokens on one core, {REPEATS} runs each"));
+        step(&format!(
+            "verify: {VERIFY_TOKENS} {alg} tokens on one core, one warm-up and {REPEATS} interleaved runs each"
+        ));
         let dir = out.join(alg);
         let status = Command::new(base).args(["tokens", alg, &VERIFY_TOKENS.to_string()]).arg(&dir).status()?;
         anyhow::ensure!(status.success(), "cannot make {alg} tokens");
         let (tokens, jwks) = (dir.join("tokens.txt"), dir.join("jwks.json"));
-        let rate = |cmd: &mut Command| -> Result<Stats> {
-            let (wall, _) = repeat(REPEATS, || measure(cmd, None))?;
-            Ok(per(wall, VERIFY_TOKENS, true))
-        };
-        let kms_jwt = rate(on_one_core(ours).args(["verify", "--batch"]).arg(&tokens).arg("--jwks").arg(&jwks))?;
-        let aws_lc = rate(on_one_core(base).arg("verify-aws-lc").arg(&tokens).arg(&jwks))?;
-        let jsonwebtoken = rate(on_one_core(base).arg("verify-jsonwebtoken").arg(&tokens).arg(&jwks))?;
+        let measured = rounds(
+            REPEATS,
+            &mut [
+                (on_one_core(ours).args(["verify", "--batch"]).arg(&tokens).arg("--jwks").arg(&jwks), None),
+                (on_one_core(base).arg("verify-aws-lc").arg(&tokens).arg(&jwks), None),
+                (on_one_core(base).arg("verify-jsonwebtoken").arg(&tokens).arg(&jwks), None),
+            ],
+        )?;
+        let [kms_jwt, aws_lc, jsonwebtoken] = [0, 1, 2].map(|i| per(measured[i].0, VERIFY_TOKENS, true));
         for (baseline, theirs, goal) in
             [("bare aws-lc-rs verify loop", aws_lc, 0.95), ("jsonwebtoken", jsonwebtoken, 1.1)]
         {
@@ -202,7 +214,9 @@ fn sign_benchmarks(root: &Path, out: &Path, ours: &Path, base: &Path) -> Result<
     let creds = [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_DEFAULT_REGION", "us-east-1")];
     let c = CONCURRENCY.to_string();
 
-    step(&format!("sign: {SIGN_TOKENS} ES256 tokens against LocalStack at concurrency {CONCURRENCY}, 3 runs each"));
+    step(&format!(
+        "sign: {SIGN_TOKENS} ES256 tokens against LocalStack at concurrency {CONCURRENCY}, one warm-up and {REPEATS} interleaved runs each"
+    ));
     let mut ours_cmd = Command::new(ours);
     ours_cmd
         .args(["--endpoint-url", &endpoint, "--region", "us-east-1", "sign", "--key", &arn, "--batch"])
@@ -213,9 +227,9 @@ fn sign_benchmarks(root: &Path, out: &Path, ours: &Path, base: &Path) -> Result<
     boto3_cmd.arg(root.join("scripts/bench_boto3.py")).args([&endpoint, &arn, &kid, &c]).envs(creds);
     let mut sdk_cmd = Command::new(base);
     sdk_cmd.args(["sign-sdk", &endpoint, &arn, &SIGN_TOKENS.to_string(), &c]).envs(creds);
-    let (ours_wall, ours_cpu) = repeat(3, || measure(&mut ours_cmd, None))?;
-    let (boto3_wall, boto3_cpu) = repeat(3, || measure(&mut boto3_cmd, Some(&claims)))?;
-    let (sdk_wall, sdk_cpu) = repeat(3, || measure(&mut sdk_cmd, None))?;
+    let measured =
+        rounds(REPEATS, &mut [(&mut ours_cmd, None), (&mut boto3_cmd, Some(&claims)), (&mut sdk_cmd, None)])?;
+    let [(ours_wall, ours_cpu), (boto3_wall, boto3_cpu), (sdk_wall, sdk_cpu)] = [0, 1, 2].map(|i| measured[i]);
     results.push(Comparison {
         measure: "sign: client CPU per token (user+sys)".into(),
         unit: "µs/token",
@@ -249,7 +263,7 @@ fn sign_benchmarks(root: &Path, out: &Path, ours: &Path, base: &Path) -> Result<
         });
     }
 
-    step("one process: kms-jwt sign against aws kms sign, 7 runs each");
+    step("one process: kms-jwt sign against aws kms sign, one warm-up and 7 interleaved runs each");
     let msg = out.join("message.txt");
     std::fs::write(&msg, "hello")?;
     let mut one = Command::new(ours);
@@ -259,8 +273,8 @@ fn sign_benchmarks(root: &Path, out: &Path, ours: &Path, base: &Path) -> Result<
         .arg(format!("fileb://{}", msg.display()))
         .args(["--message-type", "RAW", "--signing-algorithm", "ECDSA_SHA_256"])
         .envs(creds);
-    let (one_wall, _) = repeat(7, || measure(&mut one, None))?;
-    let (cli_wall, _) = repeat(7, || measure(&mut cli, None))?;
+    let measured = rounds(7, &mut [(&mut one, None), (&mut cli, None)])?;
+    let (one_wall, cli_wall) = (measured[0].0, measured[1].0);
     results.push(Comparison {
         measure: "one process: wall time of one sign".into(),
         unit: "s",
@@ -299,7 +313,7 @@ fn write_report(out: &Path, results: &[Comparison]) -> Result<()> {
     let mut md = String::from("# kms-jwt benchmarks\n\n");
     let _ = write!(
         md,
-        "`cargo xtask bench`, {} CPUs ({machine}). Each figure is min / median / max over repeated runs; ratios use medians.\n\n",
+        "`cargo xtask bench`, {} CPUs ({machine}). Each figure is min / median / max over interleaved runs after a warm-up; ratios use medians.\n\n",
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
     );
     md.push_str(
