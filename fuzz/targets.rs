@@ -41,3 +41,46 @@ pub(crate) fn jwks(data: &[u8]) {
         }
     }
 }
+
+/// The verifier's claims checks against `Claims::from_json`: any payload, signed with a
+/// valid signature, verifies exactly when `from_json` accepts it (bar the one expiry that an
+/// unbounded leeway still refuses), with the same claims; `verify_payload` agrees.
+pub(crate) fn claims(data: &[u8]) {
+    use std::sync::OnceLock;
+    use std::task::{Context, Poll, Waker};
+    static FIXTURE: OnceLock<(kms_jwt::JwtSigner<kms_jwt::LocalSigner>, kms_jwt::Verifier)> = OnceLock::new();
+    let (signer, verifier) = FIXTURE.get_or_init(|| {
+        let signer = kms_jwt::LocalSigner::generate(kms_jwt::Algorithm::ES256).expect("key");
+        let signer = kms_jwt::JwtSigner::new(signer).expect("signer");
+        let key = kms_jwt::VerifyingKey::from_jwk(&signer.jwk(), None).expect("own key");
+        // Times are not what this target is about: no exp required, every nbf in range.
+        let verifier = kms_jwt::Verifier::new(vec![key]).require_exp(false).with_leeway(u64::MAX);
+        (signer, verifier)
+    });
+    // The local signer never waits, so one poll finishes it.
+    let Poll::Ready(token) = std::pin::pin!(signer.sign_payload(data)).poll(&mut Context::from_waker(Waker::noop()))
+    else {
+        panic!("the local signer returned Pending");
+    };
+    let token = token.expect("the local signer signs any payload");
+    let outcome = verifier.verify_at(&token, 0);
+    match kms_jwt::Claims::from_json(data) {
+        Ok(claims) => {
+            let exp = claims.get("exp").and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f.floor() as i64)));
+            match exp {
+                // 0 > exp + leeway only for the most negative exp.
+                Some(i64::MIN) => assert_eq!(outcome, Err(kms_jwt::TokenError::Expired { exp: i64::MIN })),
+                _ => assert_eq!(outcome.as_ref(), Ok(&claims), "{:?}", String::from_utf8_lossy(data)),
+            }
+        }
+        Err(e) => assert!(
+            outcome.is_err(),
+            "verified claims that from_json refuses ({e}): {:?}",
+            String::from_utf8_lossy(data)
+        ),
+    }
+    match verifier.verify_payload_at(&token, 0) {
+        Ok(payload) => assert_eq!((payload.as_slice(), outcome.is_ok()), (data, true)),
+        Err(e) => assert_eq!(Err(e), outcome.map(|_| ())),
+    }
+}

@@ -32,3 +32,8 @@ fn ecdsa_der_corpus() {
 fn jwks_corpus() {
     replay("jwks", targets::jwks);
 }
+
+#[test]
+fn claims_corpus() {
+    replay("claims", targets::claims);
+}
