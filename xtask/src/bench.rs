@@ -111,8 +111,8 @@ fn children_cpu() -> Result<f64> {
 /// Runs every command once to warm up (caches, a cold endpoint), then `times` rounds of all
 /// of them in turn, so that a slow spell of the shared machine hits each alike. Returns each
 /// command's (wall, CPU) statistics.
-fn rounds(times: usize, cmds: &mut [(&mut Command, Option<&Path>)]) -> Result<Vec<(Stats, Stats)>> {
-    let mut samples = vec![(Vec::new(), Vec::new()); cmds.len()];
+fn rounds<const N: usize>(times: usize, mut cmds: [(&mut Command, Option<&Path>); N]) -> Result<[(Stats, Stats); N]> {
+    let mut samples: [(Vec<f64>, Vec<f64>); N] = std::array::from_fn(|_| (Vec::new(), Vec::new()));
     for round in 0..=times {
         for ((cmd, stdin), (walls, cpus)) in cmds.iter_mut().zip(&mut samples) {
             let (wall, cpu) = measure(cmd, *stdin)?;
@@ -122,7 +122,7 @@ fn rounds(times: usize, cmds: &mut [(&mut Command, Option<&Path>)]) -> Result<Ve
             }
         }
     }
-    Ok(samples.into_iter().map(|(walls, cpus)| (Stats::of(walls), Stats::of(cpus))).collect())
+    Ok(samples.map(|(walls, cpus)| (Stats::of(walls), Stats::of(cpus))))
 }
 
 fn per(stats: Stats, n: usize, invert: bool) -> Stats {
@@ -174,13 +174,13 @@ fn verify_benchmarks(out: &Path, ours: &Path, base: &Path) -> Result<Vec<Compari
         let (tokens, jwks) = (dir.join("tokens.txt"), dir.join("jwks.json"));
         let measured = rounds(
             REPEATS,
-            &mut [
+            [
                 (on_one_core(ours).args(["verify", "--batch"]).arg(&tokens).arg("--jwks").arg(&jwks), None),
                 (on_one_core(base).arg("verify-aws-lc").arg(&tokens).arg(&jwks), None),
                 (on_one_core(base).arg("verify-jsonwebtoken").arg(&tokens).arg(&jwks), None),
             ],
         )?;
-        let [kms_jwt, aws_lc, jsonwebtoken] = [0, 1, 2].map(|i| per(measured[i].0, VERIFY_TOKENS, true));
+        let [kms_jwt, aws_lc, jsonwebtoken] = measured.map(|(wall, _)| per(wall, VERIFY_TOKENS, true));
         for (baseline, theirs, goal) in
             [("bare aws-lc-rs verify loop", aws_lc, 0.95), ("jsonwebtoken", jsonwebtoken, 1.1)]
         {
@@ -227,9 +227,8 @@ fn sign_benchmarks(root: &Path, out: &Path, ours: &Path, base: &Path) -> Result<
     boto3_cmd.arg(root.join("scripts/bench_boto3.py")).args([&endpoint, &arn, &kid, &c]).envs(creds);
     let mut sdk_cmd = Command::new(base);
     sdk_cmd.args(["sign-sdk", &endpoint, &arn, &SIGN_TOKENS.to_string(), &c]).envs(creds);
-    let measured =
-        rounds(REPEATS, &mut [(&mut ours_cmd, None), (&mut boto3_cmd, Some(&claims)), (&mut sdk_cmd, None)])?;
-    let [(ours_wall, ours_cpu), (boto3_wall, boto3_cpu), (sdk_wall, sdk_cpu)] = [0, 1, 2].map(|i| measured[i]);
+    let [(ours_wall, ours_cpu), (boto3_wall, boto3_cpu), (sdk_wall, sdk_cpu)] =
+        rounds(REPEATS, [(&mut ours_cmd, None), (&mut boto3_cmd, Some(&claims)), (&mut sdk_cmd, None)])?;
     results.push(Comparison {
         measure: "sign: client CPU per token (user+sys)".into(),
         unit: "µs/token",
@@ -273,8 +272,7 @@ fn sign_benchmarks(root: &Path, out: &Path, ours: &Path, base: &Path) -> Result<
         .arg(format!("fileb://{}", msg.display()))
         .args(["--message-type", "RAW", "--signing-algorithm", "ECDSA_SHA_256"])
         .envs(creds);
-    let measured = rounds(7, &mut [(&mut one, None), (&mut cli, None)])?;
-    let (one_wall, cli_wall) = (measured[0].0, measured[1].0);
+    let [(one_wall, _), (cli_wall, _)] = rounds(7, [(&mut one, None), (&mut cli, None)])?;
     results.push(Comparison {
         measure: "one process: wall time of one sign".into(),
         unit: "s",
