@@ -150,10 +150,7 @@ pub(crate) fn run() -> Result<()> {
     let out = root.join("target/bench");
     std::fs::create_dir_all(&out)?;
     step("building kms-jwt and the baselines (release)");
-    crate::ci::cargo(
-        &["build", "--release", "--quiet", "-p", "kms-jwt", "--features", "cli", "-p", "kms-jwt-bench"],
-        &[],
-    )?;
+    crate::ci::cargo(&["build", "--release", "--quiet", "-p", "kms-jwt-cli", "-p", "kms-jwt-bench"], &[])?;
     let ours = root.join("target/release/kms-jwt");
     let base = root.join("target/release/kms-jwt-bench");
     let mut results = verify_benchmarks(&out, &ours, &base)?;
@@ -290,7 +287,7 @@ fn sign_benchmarks(root: &Path, out: &Path, ours: &Path, base: &Path) -> Result<
 async fn bench_key(endpoint: &str) -> Result<(String, String)> {
     let mut opts = KmsOptions::endpoint(endpoint, "us-east-1");
     opts.static_credentials = Some(("test".into(), "test".into()));
-    let sets = KeySets::new(opts.client().await?, opts);
+    let sets = KeySets::new(opts.connect().await?);
     let req = ProvisionRequest {
         name: KeySetName::parse("kms-jwt-bench")?,
         key_spec: "ECC_NIST_P256".into(),

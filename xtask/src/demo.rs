@@ -28,8 +28,8 @@ pub(crate) fn run(kms: &KmsOptions) -> Result<()> {
 
 async fn flow(kms: &KmsOptions) -> Result<()> {
     let out = crate::repo_root().join("target/demo");
-    let client = kms.client().await?;
-    let sets = KeySets::new(client.clone(), kms.clone());
+    let client = kms.connect().await?;
+    let sets = KeySets::new(client.clone());
     let name = KeySetName::parse("jwt-signer")?;
 
     crate::step("1. provision the key set `jwt-signer`: an RSA_2048 SIGN_VERIFY key behind alias/jwt-signer");
@@ -48,7 +48,7 @@ async fn flow(kms: &KmsOptions) -> Result<()> {
     crate::step(
         "2. sign {\"sub\":\"test-user\",\"iss\":\"my-lambda\",\"exp\":1911744000} with KMS Sign; the private key never leaves KMS",
     );
-    let signer = JwtSigner::new(KmsSigner::new(client.clone(), &name.current(), None, kms).await?)?;
+    let signer = JwtSigner::new(KmsSigner::new(&client, &name.current()).await?)?;
     let claims = Claims::new().subject("test-user").issuer("my-lambda").expires_at(1_911_744_000);
     let token = signer.sign(&claims).await?;
     let mut parts = token.split('.');
@@ -95,7 +95,7 @@ async fn flow(kms: &KmsOptions) -> Result<()> {
 
     crate::step("7. the token signed before the rotation still verifies against the new JWKS");
     let jwks = sets.jwks(&name, None).await?;
-    let new_signer = JwtSigner::new(KmsSigner::new(client, &name.current(), None, kms).await?)?;
+    let new_signer = JwtSigner::new(KmsSigner::new(&client, &name.current()).await?)?;
     crate::public_key::write_files(&out, new_signer.signer().public_key(), &jwks)?;
     let kids: Vec<_> = jwks.keys.iter().filter_map(|k| k.kid.clone()).collect();
     say(&format!("new JWKS kids: {kids:?}"));

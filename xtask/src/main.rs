@@ -13,14 +13,14 @@ mod rotate;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kms_jwt::kms::KmsOptions;
+use kms_jwt_cli::aws::AwsArgs;
 
 /// Operator and repository tasks for kms-jwt
 #[derive(Parser)]
 #[command(name = "cargo xtask", max_term_width = 100)]
 struct Xtask {
     #[command(flatten)]
-    kms: KmsOptions,
+    aws: AwsArgs,
 
     #[command(subcommand)]
     command: Command,
@@ -46,12 +46,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let xtask = Xtask::parse();
+    let kms = xtask.aws.options();
     let result = match xtask.command {
-        Command::Provision(args) => block_on(provision::run(args, &xtask.kms)),
-        Command::Rotate(args) => block_on(rotate::run(args, &xtask.kms)),
-        Command::PublicKey(args) => block_on(public_key::run(args, &xtask.kms)),
+        Command::Provision(args) => block_on(provision::run(args, &kms)),
+        Command::Rotate(args) => block_on(rotate::run(args, &kms)),
+        Command::PublicKey(args) => block_on(public_key::run(args, &kms)),
         Command::Localstack(args) => localstack::run(&args),
-        Command::Demo => demo::run(&xtask.kms),
+        Command::Demo => demo::run(&kms),
         Command::Ci => ci::run(),
         Command::Bench => bench::run(),
     };

@@ -31,7 +31,7 @@ fn parse_tag(s: &str) -> Result<(String, String), String> {
 }
 
 pub(crate) async fn run(args: Args, opts: &KmsOptions) -> Result<()> {
-    let sets = KeySets::new(opts.client().await?, opts.clone());
+    let sets = KeySets::new(opts.connect().await?);
     let name = KeySetName::parse(&args.alias)?;
     let req =
         ProvisionRequest { name: name.clone(), key_spec: args.key_spec, description: args.description, tags: args.tag };

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use kms_jwt::keyset::{KeySetName, KeySets};
-use kms_jwt::kms::{KmsOptions, describe_signing_key};
+use kms_jwt::kms::KmsOptions;
 use kms_jwt::{Jwk, Jwks, PublicKey};
 
 /// Export the current public key (pem, jwk) or the set's JWKS
@@ -29,14 +29,14 @@ enum Format {
 }
 
 pub(crate) async fn run(args: Args, opts: &KmsOptions) -> Result<()> {
-    let client = opts.client().await?;
+    let kms = opts.connect().await?;
     let name = KeySetName::parse(&args.alias)?;
     let text = match args.format {
         Format::Jwks => {
-            serde_json::to_string_pretty(&KeySets::new(client, opts.clone()).jwks(&name, None).await?.to_json())? + "\n"
+            serde_json::to_string_pretty(&KeySets::new(kms.clone()).jwks(&name, None).await?.to_json())? + "\n"
         }
         Format::Pem | Format::Jwk => {
-            let info = describe_signing_key(&client, &name.current(), opts).await?;
+            let info = kms.describe_signing_key(&name.current()).await?;
             if matches!(args.format, Format::Pem) {
                 info.public_key.to_pem()
             } else {

@@ -27,7 +27,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, opts: &KmsOptions) -> Result<()> {
-    let sets = KeySets::new(opts.client().await?, opts.clone());
+    let sets = KeySets::new(opts.connect().await?);
     let name = KeySetName::parse(&args.alias)?;
     let policy = RotationPolicy {
         pending_window_days: args.pending_window_days,

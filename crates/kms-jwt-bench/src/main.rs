@@ -91,7 +91,7 @@ async fn main() -> Result<()> {
             report(valid)
         }
         Command::SignSdk { endpoint, key_arn, count, concurrency } => {
-            let client = kms_jwt::kms::KmsOptions::endpoint(endpoint, "us-east-1").client().await?;
+            let client = kms_jwt::kms::KmsOptions::endpoint(endpoint, "us-east-1").connect().await?.sdk().clone();
             let signed = futures_util::stream::iter(0..count)
                 .map(|i| {
                     let (client, key_arn) = (client.clone(), key_arn.clone());

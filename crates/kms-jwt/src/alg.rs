@@ -5,7 +5,81 @@ use std::str::FromStr;
 
 use aws_lc_rs::{digest, signature};
 
-use crate::jwk::Curve;
+/// An elliptic curve that KMS signs with and JOSE names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Curve {
+    /// NIST P-256 (`ECC_NIST_P256`).
+    P256,
+    /// NIST P-384 (`ECC_NIST_P384`).
+    P384,
+    /// NIST P-521 (`ECC_NIST_P521`).
+    P521,
+    /// SECG secp256k1 (`ECC_SECG_P256K1`).
+    Secp256k1,
+}
+
+impl Curve {
+    pub(crate) const ALL: [Curve; 4] = [Curve::P256, Curve::P384, Curve::P521, Curve::Secp256k1];
+
+    /// The JWK `crv` value.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Curve::P256 => "P-256",
+            Curve::P384 => "P-384",
+            Curve::P521 => "P-521",
+            Curve::Secp256k1 => "secp256k1",
+        }
+    }
+
+    /// The KMS `KeySpec` of keys on this curve.
+    #[must_use]
+    pub const fn kms_key_spec(self) -> &'static str {
+        match self {
+            Curve::P256 => "ECC_NIST_P256",
+            Curve::P384 => "ECC_NIST_P384",
+            Curve::P521 => "ECC_NIST_P521",
+            Curve::Secp256k1 => "ECC_SECG_P256K1",
+        }
+    }
+
+    /// The only JWS algorithm defined for this curve.
+    #[must_use]
+    pub const fn algorithm(self) -> Algorithm {
+        match self {
+            Curve::P256 => Algorithm::ES256,
+            Curve::P384 => Algorithm::ES384,
+            Curve::P521 => Algorithm::ES512,
+            Curve::Secp256k1 => Algorithm::ES256K,
+        }
+    }
+
+    /// Bytes in one coordinate or scalar: half the length of a JOSE signature.
+    #[must_use]
+    pub const fn scalar_len(self) -> usize {
+        match self {
+            Curve::P256 | Curve::Secp256k1 => 32,
+            Curve::P384 => 48,
+            Curve::P521 => 66,
+        }
+    }
+
+    /// The curve with this KMS key spec.
+    #[must_use]
+    pub fn from_kms_key_spec(spec: &str) -> Option<Curve> {
+        Curve::ALL.into_iter().find(|c| c.kms_key_spec() == spec)
+    }
+
+    pub(crate) fn from_name(name: &str) -> Option<Curve> {
+        Curve::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+impl fmt::Display for Curve {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// A JWS signature algorithm that a KMS asymmetric key can produce.
 ///

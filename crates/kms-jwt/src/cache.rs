@@ -119,9 +119,9 @@ mod tests {
         fn public_key(&self) -> &PublicKey {
             self.inner.public_key()
         }
-        async fn sign_digest(&self, digest: &aws_lc_rs::digest::Digest) -> Result<Vec<u8>> {
+        fn sign_digest<'a>(&'a self, digest: &'a aws_lc_rs::digest::Digest) -> crate::signer::SignatureFuture<'a> {
             self.calls.fetch_add(1, Ordering::SeqCst);
-            self.inner.sign_digest(digest).await
+            self.inner.sign_digest(digest)
         }
     }
 

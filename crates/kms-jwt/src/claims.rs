@@ -54,8 +54,16 @@ impl Kind {
 }
 
 /// A JWT claims set: a JSON object with the registered claims and any others.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Claims(Map<String, Value>);
+///
+/// Serialises as that object; deserialising applies the checks of [`Claims::from_map`].
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Claims(#[serde(deserialize_with = "checked_map")] Map<String, Value>);
+
+fn checked_map<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Map<String, Value>, D::Error> {
+    let map = <Map<String, Value> as serde::Deserialize>::deserialize(de)?;
+    Claims::from_map(map).map(Claims::into_map).map_err(serde::de::Error::custom)
+}
 
 impl Claims {
     /// An empty claims set.

@@ -1,10 +1,17 @@
 //! The library's error type.
 
+use std::time::Duration;
+
 use crate::Algorithm;
+
+/// The boxed cause an [`Error`] keeps as its `source()`: the AWS SDK's error, for example.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong in `kms_jwt`, grouped by what a caller does about it.
 ///
-/// Messages are one lowercase sentence, fit for a log line or a command-line error.
+/// Messages are one lowercase sentence, fit for a log line or a command-line error, and name
+/// no command-line flag. Errors that come from the AWS SDK keep it as their `source()` for
+/// callers that want every detail; the message already says what matters.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -63,23 +70,44 @@ pub enum Error {
     },
 
     /// The credentials may not perform this KMS operation.
-    #[error("access denied by kms: {0}")]
-    AccessDenied(String),
+    #[error("access denied by kms: {message}")]
+    AccessDenied {
+        /// What KMS said.
+        message: String,
+        /// The SDK's error.
+        #[source]
+        source: BoxError,
+    },
 
     /// KMS kept throttling after every retry.
     #[error("kms throttled the request after {attempts} attempts")]
     Throttled {
         /// How many attempts were made.
         attempts: u32,
+        /// The SDK's error.
+        #[source]
+        source: BoxError,
     },
 
     /// KMS did not answer within the configured timeout.
-    #[error("kms did not answer within {0:?}")]
-    Timeout(std::time::Duration),
+    #[error("kms did not answer within {after:?}")]
+    Timeout {
+        /// The operation timeout.
+        after: Duration,
+        /// The SDK's error.
+        #[source]
+        source: BoxError,
+    },
 
     /// KMS could not be reached (DNS, connection refused, TLS).
-    #[error("cannot reach kms: {0}")]
-    Transport(String),
+    #[error("cannot reach kms: {reason}")]
+    Transport {
+        /// The innermost cause, for example "Connection refused (os error 111)".
+        reason: String,
+        /// The SDK's error.
+        #[source]
+        source: BoxError,
+    },
 
     /// KMS answered something the signer refuses to trust (another key, another algorithm,
     /// a malformed signature). No token is produced from such an answer.
@@ -87,8 +115,62 @@ pub enum Error {
     InvalidResponse(String),
 
     /// Any other error reported by KMS, with its code and message.
-    #[error("kms error: {0}")]
-    Kms(String),
+    #[error("kms error: {code}: {message}")]
+    Kms {
+        /// The error code, for example `KMSInternalException`.
+        code: String,
+        /// What KMS said.
+        message: String,
+        /// The SDK's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A KMS request could not be made at all (the SDK's request construction failed).
+    #[error("cannot build the kms request: {reason}")]
+    Request {
+        /// What went wrong.
+        reason: String,
+        /// The SDK's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// Rotation would retire a key that stopped being current less than the minimum overlap
+    /// ago: tokens it signed may still be valid. Nothing was changed; waiting (or forcing)
+    /// is the caller's choice.
+    #[error(
+        "previous key {key} was demoted {} ago, less than the minimum overlap of {}; tokens it signed may still be valid. Nothing was changed",
+        humanize(*.demoted_ago),
+        humanize(*.min_overlap)
+    )]
+    OverlapNotElapsed {
+        /// The key that would be retired.
+        key: String,
+        /// How long ago it was demoted.
+        demoted_ago: Duration,
+        /// The overlap asked for.
+        min_overlap: Duration,
+    },
+
+    /// Another operation on the key set is in progress (or died holding its lock); nothing
+    /// was changed. Retrying later is safe.
+    #[error("another operation on key set {set} is in progress ({detail}); nothing was changed")]
+    Busy {
+        /// The key set.
+        set: String,
+        /// What was found.
+        detail: String,
+    },
+
+    /// The token would outlive the key set's longest token lifetime.
+    #[error("token lifetime {} exceeds the key set's maximum token lifetime of {}", humanize(*.lifetime), humanize(*.max))]
+    LifetimeTooLong {
+        /// The token's lifetime: `exp` minus the signing time (unbounded without `exp`).
+        lifetime: Duration,
+        /// The set's maximum.
+        max: Duration,
+    },
 
     /// A rotation or provisioning step refused to run; nothing was changed.
     #[error("{0}")]
@@ -99,6 +181,13 @@ pub enum Error {
     Config(String),
 }
 
+/// Whole seconds, as humans write durations ("1h 30m", "45s").
+fn humanize(d: Duration) -> String {
+    let secs = d.as_secs();
+    let parts = [(secs / 86_400, "d"), (secs / 3_600 % 24, "h"), (secs / 60 % 60, "m"), (secs % 60, "s")];
+    let text: Vec<String> = parts.iter().filter(|(n, _)| *n > 0).map(|(n, unit)| format!("{n}{unit}")).collect();
+    if text.is_empty() { "0s".into() } else { text.join(" ") }
+}
 /// Why a token was rejected. Each variant is a distinct, stable reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -1,105 +1,28 @@
 //! Public keys as SPKI (DER, PEM) and as JWK (RFC 7517), RFC 7638 thumbprints, and JWKS.
 
-use std::fmt;
-
 use der::asn1::{ObjectIdentifier, UintRef};
 use der::{Decode as _, Encode as _};
 use serde_json::{Map, Value, json};
 use spki::SubjectPublicKeyInfoRef;
 
-use crate::alg::KeyFamily;
+use crate::alg::{Curve, KeyFamily};
 use crate::{Algorithm, Error, Result, b64, json};
 
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 
+/// The named-curve OID of `curve` in an SPKI.
+fn curve_oid(curve: Curve) -> ObjectIdentifier {
+    ObjectIdentifier::new_unwrap(match curve {
+        Curve::P256 => "1.2.840.10045.3.1.7",
+        Curve::P384 => "1.3.132.0.34",
+        Curve::P521 => "1.3.132.0.35",
+        Curve::Secp256k1 => "1.3.132.0.10",
+    })
+}
+
 /// The smallest RSA modulus this crate signs or verifies with (NIST SP 800-131A).
 pub const MIN_RSA_BITS: usize = 2048;
-
-/// An elliptic curve that KMS signs with and JOSE names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Curve {
-    /// NIST P-256 (`ECC_NIST_P256`).
-    P256,
-    /// NIST P-384 (`ECC_NIST_P384`).
-    P384,
-    /// NIST P-521 (`ECC_NIST_P521`).
-    P521,
-    /// SECG secp256k1 (`ECC_SECG_P256K1`).
-    Secp256k1,
-}
-
-impl Curve {
-    const ALL: [Curve; 4] = [Curve::P256, Curve::P384, Curve::P521, Curve::Secp256k1];
-
-    /// The JWK `crv` value.
-    #[must_use]
-    pub const fn name(self) -> &'static str {
-        match self {
-            Curve::P256 => "P-256",
-            Curve::P384 => "P-384",
-            Curve::P521 => "P-521",
-            Curve::Secp256k1 => "secp256k1",
-        }
-    }
-
-    /// The KMS `KeySpec` of keys on this curve.
-    #[must_use]
-    pub const fn kms_key_spec(self) -> &'static str {
-        match self {
-            Curve::P256 => "ECC_NIST_P256",
-            Curve::P384 => "ECC_NIST_P384",
-            Curve::P521 => "ECC_NIST_P521",
-            Curve::Secp256k1 => "ECC_SECG_P256K1",
-        }
-    }
-
-    /// The only JWS algorithm defined for this curve.
-    #[must_use]
-    pub const fn algorithm(self) -> Algorithm {
-        match self {
-            Curve::P256 => Algorithm::ES256,
-            Curve::P384 => Algorithm::ES384,
-            Curve::P521 => Algorithm::ES512,
-            Curve::Secp256k1 => Algorithm::ES256K,
-        }
-    }
-
-    /// Bytes in one coordinate or scalar: half the length of a JOSE signature.
-    #[must_use]
-    pub const fn scalar_len(self) -> usize {
-        match self {
-            Curve::P256 | Curve::Secp256k1 => 32,
-            Curve::P384 => 48,
-            Curve::P521 => 66,
-        }
-    }
-
-    /// The curve with this KMS key spec.
-    #[must_use]
-    pub fn from_kms_key_spec(spec: &str) -> Option<Curve> {
-        Curve::ALL.into_iter().find(|c| c.kms_key_spec() == spec)
-    }
-
-    fn from_name(name: &str) -> Option<Curve> {
-        Curve::ALL.into_iter().find(|c| c.name() == name)
-    }
-
-    fn oid(self) -> ObjectIdentifier {
-        ObjectIdentifier::new_unwrap(match self {
-            Curve::P256 => "1.2.840.10045.3.1.7",
-            Curve::P384 => "1.3.132.0.34",
-            Curve::P521 => "1.3.132.0.35",
-            Curve::Secp256k1 => "1.3.132.0.10",
-        })
-    }
-}
-
-impl fmt::Display for Curve {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// An RSA or EC public key, reduced to the integers a JWK carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,11 +59,11 @@ impl PublicKey {
         match spki.algorithm.oid {
             RSA_ENCRYPTION => Self::from_pkcs1_der(bits),
             EC_PUBLIC_KEY => {
-                let curve_oid = spki.algorithm.parameters_oid().map_err(|_| key_err("EC key without a named curve"))?;
+                let named = spki.algorithm.parameters_oid().map_err(|_| key_err("EC key without a named curve"))?;
                 let curve = Curve::ALL
                     .into_iter()
-                    .find(|c| c.oid() == curve_oid)
-                    .ok_or_else(|| key_err(format!("unsupported EC curve {curve_oid}")))?;
+                    .find(|&c| curve_oid(c) == named)
+                    .ok_or_else(|| key_err(format!("unsupported EC curve {named}")))?;
                 Self::from_ec_point(curve, bits)
             }
             other => Err(key_err(format!("unsupported key algorithm {other}"))),
@@ -197,7 +120,7 @@ impl PublicKey {
                 self.verification_bytes(),
             ),
             PublicKey::Ec { curve, .. } => (
-                spki::AlgorithmIdentifierOwned { oid: EC_PUBLIC_KEY, parameters: Some(curve.oid().into()) },
+                spki::AlgorithmIdentifierOwned { oid: EC_PUBLIC_KEY, parameters: Some(curve_oid(*curve).into()) },
                 self.verification_bytes(),
             ),
         };

@@ -1,13 +1,15 @@
 //! JWS compact serialization (RFC 7515 section 7.1): building the signing input, signing it
 //! through any [`Signer`], and splitting a token strictly.
 
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use crate::claims::Registered;
 use crate::error::TokenError;
 use crate::jwk::Jwk;
+use crate::key::VerifyingKey;
 use crate::signer::Signer;
-use crate::verify::VerifyingKey;
-use crate::{Claims, Error, Result, b64};
+use crate::{Error, Result, b64};
 
 /// What the `kid` header of signed tokens is.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -68,9 +70,14 @@ impl<S: Signer> JwtSigner<S> {
         &self.signer
     }
 
-    /// Signs a claims set and returns the compact JWT.
-    pub async fn sign(&self, claims: &Claims) -> Result<String> {
-        self.sign_payload(&claims.to_json_bytes()).await
+    /// Signs a claims set and returns the compact JWT. `claims` is a [`crate::Claims`] or any
+    /// type that serialises to a JSON object; either way the registered claims must have
+    /// their RFC 7519 types (`exp`, `nbf`, `iat` numbers; `iss`, `sub`, `jti` strings; `aud`
+    /// a string or an array of strings) and no member name may repeat.
+    pub async fn sign<T: Serialize + ?Sized>(&self, claims: &T) -> Result<String> {
+        let payload = serde_json::to_vec(claims).map_err(|e| Error::InvalidClaims(e.to_string()))?;
+        Registered::parse(&payload).map_err(|e| Error::InvalidClaims(e.to_string()))?;
+        self.sign_payload(&payload).await
     }
 
     /// Signs arbitrary payload bytes under this signer's header.

@@ -18,7 +18,7 @@ use aws_sdk_kms::Client;
 use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, Tag};
 use serde_json::{Value, json};
 
-use crate::kms::{ErrorContext, KeyInfo, KmsOptions, describe_signing_key, map_sdk_error};
+use crate::kms::{KeyInfo, KmsClient};
 use crate::{Algorithm, Error, Jwk, Jwks, Result};
 
 /// Tag naming the key set a key belongs to.
@@ -144,8 +144,7 @@ pub struct KeySetState {
 /// Operations on key sets through one KMS client.
 #[derive(Debug, Clone)]
 pub struct KeySets {
-    client: Client,
-    opts: KmsOptions,
+    kms: KmsClient,
 }
 
 fn now_rfc3339() -> String {
@@ -157,22 +156,22 @@ fn tag(key: &str, value: impl Into<String>) -> Result<Tag> {
 }
 
 impl KeySets {
-    /// Key-set operations with this client; `opts` sets error messages' timeouts.
+    /// Key-set operations through this client.
     #[must_use]
-    pub fn new(client: Client, opts: KmsOptions) -> KeySets {
-        KeySets { client, opts }
+    pub fn new(kms: KmsClient) -> KeySets {
+        KeySets { kms }
     }
 
-    fn errors(&self) -> ErrorContext {
-        ErrorContext::from(&self.opts)
+    fn sdk(&self) -> &Client {
+        self.kms.sdk()
     }
 
     /// `DescribeKey` on an alias; `None` if the alias does not exist.
     async fn describe(&self, alias: &str, with_tags: bool) -> Result<Option<SetKey>> {
-        let out = match self.client.describe_key().key_id(alias).send().await {
+        let out = match self.sdk().describe_key().key_id(alias).send().await {
             Ok(out) => out,
             Err(e) => {
-                return match map_sdk_error(&e, alias, &self.errors()) {
+                return match self.kms.error(e, alias) {
                     Error::KeyNotFound(_) => Ok(None),
                     other => Err(other),
                 };
@@ -188,12 +187,12 @@ impl KeySets {
         };
         if with_tags {
             let tags = self
-                .client
+                .sdk()
                 .list_resource_tags()
                 .key_id(&key.key_id)
                 .send()
                 .await
-                .map_err(|e| map_sdk_error(&e, alias, &self.errors()))?;
+                .map_err(|e| self.kms.error(e, alias))?;
             key.tags = tags.tags().iter().map(|t| (t.tag_key().to_owned(), t.tag_value().to_owned())).collect();
         }
         Ok(Some(key))
@@ -219,9 +218,9 @@ impl KeySets {
         // reads are not needed to publish.
         let aliases = [name.next(), name.current(), name.previous()];
         let (next, current, previous) = futures_util::future::join3(
-            Box::pin(describe_signing_key(&self.client, &aliases[0], &self.opts)),
-            Box::pin(describe_signing_key(&self.client, &aliases[1], &self.opts)),
-            Box::pin(describe_signing_key(&self.client, &aliases[2], &self.opts)),
+            Box::pin(self.kms.describe_signing_key(&aliases[0])),
+            Box::pin(self.kms.describe_signing_key(&aliases[1])),
+            Box::pin(self.kms.describe_signing_key(&aliases[2])),
         )
         .await;
         let mut out: Vec<(KeyInfo, Algorithm)> = Vec::new();
@@ -273,7 +272,7 @@ impl KeySets {
             tags.push(tag(k, v.clone())?);
         }
         let created = self
-            .client
+            .sdk()
             .create_key()
             .key_usage(KeyUsageType::SignVerify)
             .key_spec(KeySpec::from(spec))
@@ -281,7 +280,7 @@ impl KeySets {
             .set_tags(Some(tags))
             .send()
             .await
-            .map_err(|e| map_sdk_error(&e, name.name(), &self.errors()))?;
+            .map_err(|e| self.kms.error(e, name.name()))?;
         let meta =
             created.key_metadata.ok_or_else(|| Error::InvalidResponse("CreateKey without KeyMetadata".into()))?;
         self.point(alias, meta.key_id(), false).await?;
@@ -298,15 +297,15 @@ impl KeySets {
     /// Tags a key with its `kid` if it has none yet (also after a run stopped before the tag).
     async fn ensure_kid(&self, mut key: SetKey) -> Result<SetKey> {
         if key.kid().is_none() {
-            let info = describe_signing_key(&self.client, &key.arn, &self.opts).await?;
+            let info = self.kms.describe_signing_key(&key.arn).await?;
             let kid = info.public_key.thumbprint();
-            self.client
+            self.sdk()
                 .tag_resource()
                 .key_id(&key.key_id)
                 .tags(tag(TAG_KID, kid.clone())?)
                 .send()
                 .await
-                .map_err(|e| map_sdk_error(&e, &key.key_id, &self.errors()))?;
+                .map_err(|e| self.kms.error(e, &key.key_id))?;
             key.tags.insert(TAG_KID.to_owned(), kid);
         }
         Ok(key)
@@ -315,23 +314,23 @@ impl KeySets {
     /// Points `alias` at `key_id`, creating the alias if needed.
     async fn point(&self, alias: &str, key_id: &str, exists: bool) -> Result<()> {
         if exists {
-            self.client
+            self.sdk()
                 .update_alias()
                 .alias_name(alias)
                 .target_key_id(key_id)
                 .send()
                 .await
                 .map(drop)
-                .map_err(|e| map_sdk_error(&e, alias, &self.errors()))
+                .map_err(|e| self.kms.error(e, alias))
         } else {
-            self.client
+            self.sdk()
                 .create_alias()
                 .alias_name(alias)
                 .target_key_id(key_id)
                 .send()
                 .await
                 .map(drop)
-                .map_err(|e| map_sdk_error(&e, alias, &self.errors()))
+                .map_err(|e| self.kms.error(e, alias))
         }
     }
 
@@ -353,7 +352,7 @@ impl KeySets {
                 (self.create_key(name, &req.key_spec, &req.description, &req.tags, &name.current()).await?, true)
             }
         };
-        let info = describe_signing_key(&self.client, &key.arn, &self.opts).await?;
+        let info = self.kms.describe_signing_key(&key.arn).await?;
         let alg = info.algorithm(None)?;
         Ok(Provisioned { alias: name.current(), kid: info.public_key.thumbprint(), alg, info, created })
     }
@@ -362,7 +361,7 @@ impl KeySets {
     pub async fn plan_rotation(&self, name: &KeySetName, policy: &RotationPolicy) -> Result<RotationPlan> {
         if !(7..=30).contains(&policy.pending_window_days) {
             return Err(Error::Refused(format!(
-                "--pending-window-days must be between 7 and 30, not {}",
+                "the pending window must be between 7 and 30 days, not {}",
                 policy.pending_window_days
             )));
         }
@@ -380,19 +379,17 @@ impl KeySets {
             let Some(demoted) = old.demoted_at() else {
                 return Err(Error::Refused(format!(
                     "previous key {} has no {TAG_DEMOTED_AT} tag, so its overlap cannot be checked; \
-                     pass --force to retire it anyway",
+                     only a forced rotation retires it",
                     old.key_id
                 )));
             };
             let age = SystemTime::now().duration_since(demoted).unwrap_or(Duration::ZERO);
             if age < policy.min_overlap {
-                return Err(Error::Refused(format!(
-                    "previous key {} was demoted {} ago, less than --min-overlap {}; tokens it signed may \
-                     still be valid. Nothing was changed (pass --force to retire it now)",
-                    old.key_id,
-                    humantime::format_duration(Duration::from_secs(age.as_secs())),
-                    humantime::format_duration(policy.min_overlap)
-                )));
+                return Err(Error::OverlapNotElapsed {
+                    key: old.key_id.clone(),
+                    demoted_ago: age,
+                    min_overlap: policy.min_overlap,
+                });
             }
         }
         Ok(RotationPlan { stage_new: state.next.is_none(), state, retire, finish_only: false })
@@ -418,23 +415,23 @@ impl KeySets {
             // 2. Retire the key that drops out while `previous` still names it: a re-run sees
             //    it pending deletion and moves on.
             if let Some(old) = &plan.retire {
-                self.client
+                self.sdk()
                     .schedule_key_deletion()
                     .key_id(&old.key_id)
                     .pending_window_in_days(policy.pending_window_days)
                     .send()
                     .await
-                    .map_err(|e| map_sdk_error(&e, &old.key_id, &self.errors()))?;
+                    .map_err(|e| self.kms.error(e, &old.key_id))?;
             }
             // 3. Record when the current key stops being current: the overlap guard of the
             //    next rotation reads it.
-            self.client
+            self.sdk()
                 .tag_resource()
                 .key_id(&current.key_id)
                 .tags(tag(TAG_DEMOTED_AT, now_rfc3339())?)
                 .send()
                 .await
-                .map_err(|e| map_sdk_error(&e, &current.key_id, &self.errors()))?;
+                .map_err(|e| self.kms.error(e, &current.key_id))?;
             // 4. previous <- current; 5. current <- new. The current alias is only updated.
             self.point(&name.previous(), &current.key_id, state.previous.is_some()).await?;
             self.point(&name.current(), &new.key_id, true).await?;
@@ -442,12 +439,12 @@ impl KeySets {
         }
         // 6. `next` is empty again.
         if state.next.is_some() {
-            self.client
+            self.sdk()
                 .delete_alias()
                 .alias_name(name.next())
                 .send()
                 .await
-                .map_err(|e| map_sdk_error(&e, &name.next(), &self.errors()))?;
+                .map_err(|e| self.kms.error(e, &name.next()))?;
         }
         let after = self.resolve(name).await?;
         let retired = plan

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_kms::Client;
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
@@ -12,8 +12,8 @@ use aws_sdk_kms::types::{KeyMetadata, KeyState, MessageType, SigningAlgorithmSpe
 
 use crate::alg::KeyFamily;
 use crate::jwk::PublicKey;
-use crate::signer::Signer;
-use crate::{Algorithm, Error, Result, ecdsa};
+use crate::signer::{SignatureFuture, Signer};
+use crate::{Algorithm, BoxError, Error, Result, ecdsa};
 
 /// How to reach KMS: endpoint, region, profile, timeouts and retries.
 ///
@@ -21,37 +21,30 @@ use crate::{Algorithm, Error, Result, ecdsa};
 /// `AWS_REGION`, `AWS_PROFILE`, the credential chain). The SDK has no operation timeout by
 /// default; this type always sets one, so a hung endpoint cannot hang a caller.
 #[derive(Debug, Clone)]
-#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct KmsOptions {
-    /// KMS endpoint URL (for example `LocalStack`'s <http://127.0.0.1:4566>) [env: `AWS_ENDPOINT_URL`]
-    #[cfg_attr(feature = "cli", arg(long, global = true, value_name = "URL"))]
+    /// KMS endpoint URL (for example `LocalStack`'s <http://127.0.0.1:4566>).
     pub endpoint_url: Option<String>,
-
-    /// AWS region [env: `AWS_REGION`]
-    #[cfg_attr(feature = "cli", arg(long, global = true, value_name = "R"))]
+    /// AWS region.
     pub region: Option<String>,
-
-    /// AWS shared-config profile [env: `AWS_PROFILE`]
-    #[cfg_attr(feature = "cli", arg(long, global = true, value_name = "P"))]
+    /// AWS shared-config profile.
     pub profile: Option<String>,
-
-    /// Give up on a KMS call, retries included, after this long
-    #[cfg_attr(feature = "cli", arg(long, global = true, value_name = "DURATION", default_value = "20s", value_parser = humantime::parse_duration))]
+    /// Give up on a KMS call, retries included, after this long.
     pub timeout: Duration,
-
-    /// Give up on one attempt of a KMS call after this long (then retry)
-    #[cfg_attr(feature = "cli", arg(long, global = true, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration))]
+    /// Give up on one attempt of a KMS call after this long (then retry).
     pub attempt_timeout: Duration,
-
-    /// Attempts per KMS call, first try included (throttling and 5xx are retried with backoff)
-    #[cfg_attr(feature = "cli", arg(long, global = true, value_name = "N", default_value_t = 8))]
+    /// Attempts per KMS call, first try included (throttling and 5xx are retried with backoff).
     pub max_attempts: u32,
-
     /// Fixed credentials (access key id, secret) instead of the credential chain: for
     /// `LocalStack`, which accepts any.
-    #[cfg_attr(feature = "cli", arg(skip))]
     pub static_credentials: Option<(String, String)>,
 }
+
+/// The operation timeout [`KmsOptions`] and [`KmsClient`] set when none is given.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+/// The attempt timeout [`KmsOptions`] and [`KmsClient`] set when none is given.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts per KMS call, first try included.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 
 impl Default for KmsOptions {
     fn default() -> KmsOptions {
@@ -59,9 +52,9 @@ impl Default for KmsOptions {
             endpoint_url: None,
             region: None,
             profile: None,
-            timeout: Duration::from_secs(20),
-            attempt_timeout: Duration::from_secs(5),
-            max_attempts: 8,
+            timeout: DEFAULT_TIMEOUT,
+            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
             static_credentials: None,
         }
     }
@@ -74,8 +67,9 @@ impl KmsOptions {
         KmsOptions { endpoint_url: Some(url.into()), region: Some(region.into()), ..KmsOptions::default() }
     }
 
-    /// Builds one KMS client (one connection pool) from these options and the environment.
-    pub async fn client(&self) -> Result<Client> {
+    /// Loads the AWS configuration these options describe (credentials, region, endpoint,
+    /// timeouts, retries) from the environment.
+    pub async fn load(&self) -> Result<SdkConfig> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .timeout_config(
                 TimeoutConfig::builder()
@@ -107,43 +101,145 @@ impl KmsOptions {
         }
         let config = loader.load().await;
         if config.region().is_none() {
-            return Err(Error::Config("no AWS region is configured: pass --region or set AWS_REGION".into()));
+            return Err(Error::Config(
+                "no AWS region is configured (set AWS_REGION, or a region in the profile)".into(),
+            ));
         }
-        Ok(Client::new(&config))
+        Ok(config)
+    }
+
+    /// Builds one KMS client (one connection pool) from these options and the environment.
+    pub async fn connect(&self) -> Result<KmsClient> {
+        Ok(KmsClient::from_conf(&self.load().await?))
     }
 }
 
-/// Turns an SDK error into the crate's typed error. `key` names the key in messages.
-pub(crate) fn map_sdk_error<E, R>(err: &SdkError<E, R>, key: &str, opts: &ErrorContext) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + 'static,
-{
-    match err {
-        SdkError::ServiceError(service) => {
-            let e = service.err();
-            // An answer without an error code is one the SDK could not read at all.
-            let Some(code) = e.code() else {
-                return Error::InvalidResponse(format!("{}", DisplayErrorContext(err)));
-            };
-            let message = e.message().unwrap_or("").to_owned();
-            match code {
-                "NotFoundException" => Error::KeyNotFound(key.to_owned()),
-                "DisabledException" => Error::KeyDisabled(key.to_owned()),
-                "KMSInvalidStateException" if message.to_ascii_lowercase().contains("pending deletion") => {
-                    Error::KeyPendingDeletion(key.to_owned())
-                }
-                "KMSInvalidStateException" => Error::KeyUnavailable { key: key.to_owned(), state: message },
-                "AccessDeniedException" => Error::AccessDenied(message),
-                "ThrottlingException" | "LimitExceededException" => Error::Throttled { attempts: opts.max_attempts },
-                _ => Error::Kms(format!("{code}: {message}")),
+/// A KMS client with the timeouts every kms-jwt call needs: the handle that signers and key
+/// sets share. Cheap to clone (one connection pool).
+#[derive(Debug, Clone)]
+pub struct KmsClient {
+    sdk: Client,
+    errors: ErrorContext,
+}
+
+impl KmsClient {
+    /// A client from an AWS configuration, such as `aws_config::load_defaults` returns.
+    #[must_use]
+    pub fn from_conf(config: &SdkConfig) -> KmsClient {
+        KmsClient::from_client(Client::new(config))
+    }
+
+    /// Wraps an SDK client. If it has no operation timeout, the defaults are added
+    /// ([`DEFAULT_TIMEOUT`], [`DEFAULT_ATTEMPT_TIMEOUT`]): without one, a hung endpoint would
+    /// hang every caller.
+    #[must_use]
+    pub fn from_client(client: Client) -> KmsClient {
+        let conf = client.config();
+        let timeouts = conf.timeout_config().cloned().unwrap_or_else(TimeoutConfig::disabled);
+        let sdk = if timeouts.operation_timeout().is_some() {
+            client
+        } else {
+            let mut with = timeouts.to_builder();
+            with.set_operation_timeout(Some(DEFAULT_TIMEOUT));
+            if timeouts.operation_attempt_timeout().is_none() {
+                with.set_operation_attempt_timeout(Some(DEFAULT_ATTEMPT_TIMEOUT));
+            }
+            Client::from_conf(conf.to_builder().timeout_config(with.build()).build())
+        };
+        let conf = sdk.config();
+        let errors = ErrorContext {
+            timeout: conf.timeout_config().and_then(TimeoutConfig::operation_timeout).unwrap_or(DEFAULT_TIMEOUT),
+            max_attempts: conf.retry_config().map_or(1, RetryConfig::max_attempts),
+        };
+        KmsClient { sdk, errors }
+    }
+
+    /// The SDK client, for calls this crate does not make.
+    #[must_use]
+    pub fn sdk(&self) -> &Client {
+        &self.sdk
+    }
+
+    /// The region this client talks to.
+    #[must_use]
+    pub fn region(&self) -> Option<&str> {
+        self.sdk.config().region().map(aws_config::Region::as_ref)
+    }
+
+    /// Turns an SDK error into the crate's typed error; `key` names the key in messages.
+    pub(crate) fn error<E, R>(&self, err: SdkError<E, R>, key: &str) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        map_sdk_error(err, key, self.errors)
+    }
+
+    /// Describes `key` (id, ARN or alias) and fetches its public key: two KMS calls. Refuses
+    /// keys that are not enabled asymmetric `SIGN_VERIFY` keys.
+    pub async fn describe_signing_key(&self, key: &str) -> Result<KeyInfo> {
+        let key = normalize_key_ref(key);
+        let described = self.sdk.describe_key().key_id(&key).send().await.map_err(|e| self.error(e, &key))?;
+        let metadata =
+            described.key_metadata.ok_or_else(|| Error::InvalidResponse("DescribeKey without KeyMetadata".into()))?;
+        let arn = metadata.arn().unwrap_or_default().to_owned();
+        match metadata.key_state() {
+            Some(KeyState::Enabled) => {}
+            Some(KeyState::Disabled) => return Err(Error::KeyDisabled(key)),
+            Some(KeyState::PendingDeletion | KeyState::PendingReplicaDeletion) => {
+                return Err(Error::KeyPendingDeletion(key));
+            }
+            other => {
+                return Err(Error::KeyUnavailable { key, state: other.map_or("unknown", KeyState::as_str).to_owned() });
             }
         }
-        SdkError::TimeoutError(_) => Error::Timeout(opts.timeout),
-        SdkError::DispatchFailure(failure) if failure.is_timeout() => Error::Timeout(opts.timeout),
-        SdkError::DispatchFailure(_) => Error::Transport(root_cause(err)),
-        SdkError::ResponseError(_) => Error::InvalidResponse(root_cause(err)),
-        _ => Error::Config(format!("{}", DisplayErrorContext(err))),
+        let usage = metadata.key_usage().map_or("unknown", |u| u.as_str()).to_owned();
+        let key_spec = metadata.key_spec().map_or("unknown", |s| s.as_str()).to_owned();
+        if usage != "SIGN_VERIFY" || Algorithm::default_for_key_spec(&key_spec).is_none() {
+            return Err(Error::WrongKeyUsage { key, usage, spec: key_spec });
+        }
+        let public = self.sdk.get_public_key().key_id(&arn).send().await.map_err(|e| self.error(e, &key))?;
+        let der = public.public_key().ok_or_else(|| Error::InvalidResponse("GetPublicKey without PublicKey".into()))?;
+        let public_key = PublicKey::from_spki_der(der.as_ref())?;
+        let signing_algorithms = metadata.signing_algorithms().iter().map(|a| a.as_str().to_owned()).collect();
+        Ok(KeyInfo { key_id: metadata.key_id().to_owned(), arn, key_spec, public_key, signing_algorithms, metadata })
+    }
+}
+
+/// Turns an SDK error into the crate's typed error, keeping it as the source.
+fn map_sdk_error<E, R>(err: SdkError<E, R>, key: &str, ctx: ErrorContext) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let (code, message) = match &err {
+        SdkError::ServiceError(service) => {
+            (service.err().code().map(str::to_owned), service.err().message().unwrap_or("").to_owned())
+        }
+        _ => (None, String::new()),
+    };
+    let timeout = matches!(&err, SdkError::TimeoutError(_))
+        || matches!(&err, SdkError::DispatchFailure(failure) if failure.is_timeout());
+    let dispatch = matches!(&err, SdkError::DispatchFailure(_));
+    let construction = matches!(&err, SdkError::ConstructionFailure(_));
+    let source: BoxError = Box::new(err);
+    match code.as_deref() {
+        Some("NotFoundException") => Error::KeyNotFound(key.to_owned()),
+        Some("DisabledException") => Error::KeyDisabled(key.to_owned()),
+        Some("KMSInvalidStateException") if message.to_ascii_lowercase().contains("pending deletion") => {
+            Error::KeyPendingDeletion(key.to_owned())
+        }
+        Some("KMSInvalidStateException") => Error::KeyUnavailable { key: key.to_owned(), state: message },
+        Some("AccessDeniedException") => Error::AccessDenied { message, source },
+        Some("ThrottlingException" | "LimitExceededException") => {
+            Error::Throttled { attempts: ctx.max_attempts, source }
+        }
+        Some(code) => Error::Kms { code: code.to_owned(), message, source },
+        None if timeout => Error::Timeout { after: ctx.timeout, source },
+        None if dispatch => Error::Transport { reason: root_cause(&*source), source },
+        None if construction => Error::Request { reason: root_cause(&*source), source },
+        // A service error without a code, or a response the SDK could not read at all.
+        None => Error::InvalidResponse(format!("{}", DisplayErrorContext(&*source))),
     }
 }
 
@@ -156,17 +252,11 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
-/// What error messages need from the options.
+/// What error messages need from the client's configuration.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ErrorContext {
-    pub(crate) timeout: Duration,
-    pub(crate) max_attempts: u32,
-}
-
-impl From<&KmsOptions> for ErrorContext {
-    fn from(opts: &KmsOptions) -> ErrorContext {
-        ErrorContext { timeout: opts.timeout, max_attempts: opts.max_attempts }
-    }
+struct ErrorContext {
+    timeout: Duration,
+    max_attempts: u32,
 }
 
 /// A KMS key as `DescribeKey` and `GetPublicKey` report it.
@@ -204,37 +294,6 @@ impl KeyInfo {
     }
 }
 
-/// Describes `key` (id, ARN or alias) and fetches its public key: two KMS calls. Refuses
-/// keys that are not enabled asymmetric `SIGN_VERIFY` keys.
-pub async fn describe_signing_key(client: &Client, key: &str, ctx: &KmsOptions) -> Result<KeyInfo> {
-    let key = normalize_key_ref(key);
-    let ectx = ErrorContext::from(ctx);
-    let described = client.describe_key().key_id(&key).send().await.map_err(|e| map_sdk_error(&e, &key, &ectx))?;
-    let metadata =
-        described.key_metadata.ok_or_else(|| Error::InvalidResponse("DescribeKey without KeyMetadata".into()))?;
-    let arn = metadata.arn().unwrap_or_default().to_owned();
-    match metadata.key_state() {
-        Some(KeyState::Enabled) => {}
-        Some(KeyState::Disabled) => return Err(Error::KeyDisabled(key)),
-        Some(KeyState::PendingDeletion | KeyState::PendingReplicaDeletion) => {
-            return Err(Error::KeyPendingDeletion(key));
-        }
-        other => {
-            return Err(Error::KeyUnavailable { key, state: other.map_or("unknown", KeyState::as_str).to_owned() });
-        }
-    }
-    let usage = metadata.key_usage().map_or("unknown", |u| u.as_str()).to_owned();
-    let key_spec = metadata.key_spec().map_or("unknown", |s| s.as_str()).to_owned();
-    if usage != "SIGN_VERIFY" || Algorithm::default_for_key_spec(&key_spec).is_none() {
-        return Err(Error::WrongKeyUsage { key, usage, spec: key_spec });
-    }
-    let public = client.get_public_key().key_id(&arn).send().await.map_err(|e| map_sdk_error(&e, &key, &ectx))?;
-    let der = public.public_key().ok_or_else(|| Error::InvalidResponse("GetPublicKey without PublicKey".into()))?;
-    let public_key = PublicKey::from_spki_der(der.as_ref())?;
-    let signing_algorithms = metadata.signing_algorithms().iter().map(|a| a.as_str().to_owned()).collect();
-    Ok(KeyInfo { key_id: metadata.key_id().to_owned(), arn, key_spec, public_key, signing_algorithms, metadata })
-}
-
 /// Accepts `NAME` for `alias/NAME`: anything that is not a key id, ARN or `alias/` name is
 /// taken as an alias name.
 #[must_use]
@@ -252,21 +311,59 @@ pub fn normalize_key_ref(key: &str) -> String {
 ///
 /// The key is resolved once (`DescribeKey`, `GetPublicKey`) and then always addressed by ARN, so
 /// an alias moved by a rotation mid-batch cannot make one signer sign with two keys.
+///
+/// ```no_run
+/// # async fn example() -> kms_jwt::Result<()> {
+/// use kms_jwt::kms::{KmsClient, KmsSigner};
+/// use kms_jwt::{Algorithm, Claims, JwtSigner};
+///
+/// let config = kms_jwt::aws_config::load_defaults(kms_jwt::aws_config::BehaviorVersion::latest()).await;
+/// let kms = KmsClient::from_conf(&config);
+/// let signer = JwtSigner::new(KmsSigner::builder(&kms, "jwt-signer").algorithm(Algorithm::RS256).build().await?)?;
+/// let token = signer.sign(&Claims::new().subject("alice").expires_at(4_102_444_800)).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct KmsSigner {
-    client: Client,
+    kms: KmsClient,
     info: KeyInfo,
     alg: Algorithm,
-    errors: ErrorContext,
+}
+
+/// Options of a [`KmsSigner`], given once: [`KmsSigner::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct KmsSignerBuilder {
+    kms: KmsClient,
+    key: String,
+    alg: Option<Algorithm>,
+}
+
+impl KmsSignerBuilder {
+    /// Pins this algorithm (default: RS256 for RSA keys, the curve's ES* for EC keys).
+    pub fn algorithm(mut self, alg: impl Into<Option<Algorithm>>) -> KmsSignerBuilder {
+        self.alg = alg.into();
+        self
+    }
+
+    /// Resolves the key (two KMS calls) and returns the signer.
+    pub async fn build(self) -> Result<KmsSigner> {
+        let info = self.kms.describe_signing_key(&self.key).await?;
+        let alg = info.algorithm(self.alg)?;
+        Ok(KmsSigner { kms: self.kms, info, alg })
+    }
 }
 
 impl KmsSigner {
-    /// Resolves `key` (key id, key ARN, `alias/NAME` or `NAME`) and pins `alg`, or the key
-    /// spec's default (RS256 for RSA, the curve's ES* for EC).
-    pub async fn new(client: Client, key: &str, alg: Option<Algorithm>, opts: &KmsOptions) -> Result<KmsSigner> {
-        let info = describe_signing_key(&client, key, opts).await?;
-        let alg = info.algorithm(alg)?;
-        Ok(KmsSigner { client, info, alg, errors: ErrorContext::from(opts) })
+    /// A signer for `key` (key id, key ARN, `alias/NAME` or `NAME`) with its key spec's
+    /// default algorithm.
+    pub async fn new(kms: &KmsClient, key: &str) -> Result<KmsSigner> {
+        KmsSigner::builder(kms, key).build().await
+    }
+
+    /// A builder for a signer of `key` (key id, key ARN, `alias/NAME` or `NAME`).
+    pub fn builder(kms: &KmsClient, key: impl Into<String>) -> KmsSignerBuilder {
+        KmsSignerBuilder { kms: kms.clone(), key: key.into(), alg: None }
     }
 
     /// The resolved key.
@@ -274,21 +371,12 @@ impl KmsSigner {
     pub fn key(&self) -> &KeyInfo {
         &self.info
     }
-}
 
-impl Signer for KmsSigner {
-    fn algorithm(&self) -> Algorithm {
-        self.alg
-    }
-
-    fn public_key(&self) -> &PublicKey {
-        &self.info.public_key
-    }
-
-    async fn sign_digest(&self, digest: &aws_lc_rs::digest::Digest) -> Result<Vec<u8>> {
+    async fn sign(&self, digest: &aws_lc_rs::digest::Digest) -> Result<Vec<u8>> {
         let arn = &self.info.arn;
         let out = self
-            .client
+            .kms
+            .sdk
             .sign()
             .key_id(arn)
             .message(Blob::new(digest.as_ref()))
@@ -296,7 +384,7 @@ impl Signer for KmsSigner {
             .signing_algorithm(SigningAlgorithmSpec::from(self.alg.kms_name()))
             .send()
             .await
-            .map_err(|e| map_sdk_error(&e, arn, &self.errors))?;
+            .map_err(|e| self.kms.error(e, arn))?;
         if out.key_id() != Some(arn.as_str()) {
             return Err(Error::InvalidResponse(format!(
                 "Sign answered for key {:?}, not {arn}",
@@ -316,6 +404,20 @@ impl Signer for KmsSigner {
                 .ok_or_else(|| Error::InvalidResponse("Sign returned a malformed ECDSA signature".into())),
             KeyFamily::Rsa => Ok(signature.as_ref().to_vec()),
         }
+    }
+}
+
+impl Signer for KmsSigner {
+    fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    fn public_key(&self) -> &PublicKey {
+        &self.info.public_key
+    }
+
+    fn sign_digest<'a>(&'a self, digest: &'a aws_lc_rs::digest::Digest) -> SignatureFuture<'a> {
+        Box::pin(self.sign(digest))
     }
 }
 

@@ -1,9 +1,14 @@
 //! JWTs signed by AWS KMS keys that never leave KMS, and a strict verifier for them.
 //!
 //! - [`JwtSigner`] builds the JOSE header and claims, hashes locally and asks a [`Signer`]
-//!   for the signature; [`kms::KmsSigner`] signs with KMS `Sign`, [`LocalSigner`] in memory.
+//!   for the signature; `kms::KmsSigner` signs with KMS `Sign` (feature `kms`, on by
+//!   default), [`LocalSigner`] in memory. Any of them fits behind an `Arc<dyn Signer>`.
 //! - [`Verifier`] checks tokens against a JWKS or PEM with every key pinned to one algorithm.
 //! - [`jwk`] converts between SPKI, PEM and JWK, computes RFC 7638 thumbprints and JWKS.
+//! - `keyset` provisions and rotates a key set behind three KMS aliases (feature `kms`).
+//!
+//! With `default-features = false` the crate is the JOSE core and the verifier alone: no AWS
+//! SDK is compiled, which is all a third party that only verifies tokens needs.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -13,6 +18,34 @@
 //! let token = signer.sign(&Claims::new().subject("alice").expires_at(4_102_444_800)).await?;
 //! let verifier = Verifier::new(vec![VerifyingKey::from_jwk(&signer.jwk(), None)?]);
 //! assert_eq!(verifier.verify(&token)?.get("sub").unwrap(), "alice");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! Typed claims go both ways: sign any `Serialize` type, and get a `Deserialize` type back
+//! after every check has passed.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use kms_jwt::{Algorithm, JwtSigner, LocalSigner, Signer, Verifier, VerifyingKey};
+//! use std::sync::Arc;
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Access {
+//!     sub: String,
+//!     exp: i64,
+//!     scope: Vec<String>,
+//! }
+//!
+//! // Any signer, chosen at run time: a local key here, a KMS key in production.
+//! let signer: Arc<dyn Signer> = Arc::new(LocalSigner::generate(Algorithm::ES256)?);
+//! let signer = JwtSigner::new(signer)?;
+//! let token = signer.sign(&Access { sub: "alice".into(), exp: 4_102_444_800, scope: vec!["read".into()] }).await?;
+//!
+//! let verifier = Verifier::new(vec![VerifyingKey::from_jwk(&signer.jwk(), None)?]);
+//! let verified = verifier.verify_as::<Access>(&token)?;
+//! assert_eq!(verified.header["kid"], signer.kid());
+//! assert_eq!(verified.claims.scope, ["read"]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
@@ -26,17 +59,26 @@ mod error;
 mod json;
 pub mod jwk;
 pub mod jws;
+pub mod key;
+#[cfg(feature = "kms")]
 pub mod keyset;
+#[cfg(feature = "kms")]
 pub mod kms;
 pub mod publish;
 pub mod signer;
 pub mod verify;
 
-pub use alg::Algorithm;
+#[cfg(feature = "kms")]
+pub use aws_config;
+#[cfg(feature = "kms")]
+pub use aws_sdk_kms;
+
+pub use alg::{Algorithm, Curve};
 pub use cache::TokenCache;
 pub use claims::Claims;
-pub use error::{Error, Result, TokenError};
+pub use error::{BoxError, Error, Result, TokenError};
 pub use jwk::{Jwk, Jwks, PublicKey};
 pub use jws::{JwtSigner, KeyIdMode};
+pub use key::VerifyingKey;
 pub use signer::{LocalSigner, Signer};
-pub use verify::{Verifier, VerifyingKey};
+pub use verify::{Verified, Verifier};

@@ -4,15 +4,22 @@
 //! key in memory for tests, examples and RFC vectors.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use aws_lc_rs::digest::Digest;
 use aws_lc_rs::encoding::AsDer as _;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair as _, RsaKeyPair};
 
-use crate::alg::KeyFamily;
-use crate::jwk::{Curve, PublicKey};
+use crate::alg::{Curve, KeyFamily};
+use crate::jwk::PublicKey;
 use crate::{Algorithm, Error, Result, ecdsa};
+
+/// The future [`Signer::sign_digest`] returns. Boxed so that `Signer` is dyn-compatible:
+/// `Arc<dyn Signer>` can hold a [`LocalSigner`] in tests and a KMS signer in production. One
+/// allocation per signature is nothing beside a network call.
+pub type SignatureFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<u8>>> + Send + 'a>>;
 
 /// Something that signs JWS digests with one key and one algorithm.
 ///
@@ -29,8 +36,28 @@ pub trait Signer: Send + Sync {
 
     /// Signs `digest`, which was computed with `self.algorithm().digest()` over the JWS
     /// signing input.
-    fn sign_digest(&self, digest: &Digest) -> impl Future<Output = Result<Vec<u8>>> + Send;
+    fn sign_digest<'a>(&'a self, digest: &'a Digest) -> SignatureFuture<'a>;
 }
+
+macro_rules! forward_signer {
+    ($($ptr:ident),*) => {$(
+        impl<S: Signer + ?Sized> Signer for $ptr<S> {
+            fn algorithm(&self) -> Algorithm {
+                (**self).algorithm()
+            }
+
+            fn public_key(&self) -> &PublicKey {
+                (**self).public_key()
+            }
+
+            fn sign_digest<'a>(&'a self, digest: &'a Digest) -> SignatureFuture<'a> {
+                (**self).sign_digest(digest)
+            }
+        }
+    )*};
+}
+
+forward_signer!(Arc, Box);
 
 enum LocalKey {
     Rsa(RsaKeyPair),
@@ -140,7 +167,13 @@ impl Signer for LocalSigner {
         &self.public
     }
 
-    async fn sign_digest(&self, digest: &Digest) -> Result<Vec<u8>> {
+    fn sign_digest<'a>(&'a self, digest: &'a Digest) -> SignatureFuture<'a> {
+        Box::pin(std::future::ready(self.sign_now(digest)))
+    }
+}
+
+impl LocalSigner {
+    fn sign_now(&self, digest: &Digest) -> Result<Vec<u8>> {
         match &self.key {
             LocalKey::Rsa(pair) => {
                 let mut sig = vec![0u8; pair.public_modulus_len()];

@@ -4,16 +4,16 @@
 //! `jku`, `x5u` and `x5c` headers are ignored. Each key is pinned to one algorithm, so a
 //! token cannot choose `none`, HMAC, or another padding.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 
-use aws_lc_rs::signature::ParsedPublicKey;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::alg::KeyFamily;
 use crate::claims::Registered;
 use crate::error::TokenError;
-use crate::jwk::{Jwk, Jwks, PublicKey};
+use crate::jwk::{Jwks, PublicKey};
 use crate::jws::{self, CompactParts};
+pub use crate::key::VerifyingKey;
 use crate::{Algorithm, Claims, Error, Result, b64};
 
 /// The default upper bound on a token's length. Generous for claims, small enough that a
@@ -22,82 +22,6 @@ pub const DEFAULT_MAX_TOKEN_LEN: usize = 64 * 1024;
 
 /// The default clock-skew allowance for `exp` and `nbf`, in seconds.
 pub const DEFAULT_LEEWAY_SECS: u64 = 60;
-
-/// A public key pinned to one algorithm, parsed once for fast repeated verification.
-#[derive(Debug, Clone)]
-pub struct VerifyingKey {
-    kid: Option<String>,
-    alg: Algorithm,
-    public: PublicKey,
-    parsed: ParsedPublicKey,
-}
-
-impl VerifyingKey {
-    /// Pins `public` to `alg`. Fails if the algorithm does not fit the key.
-    pub fn new(public: PublicKey, alg: Algorithm, kid: Option<String>) -> Result<VerifyingKey> {
-        if alg.key_family() != public.family() {
-            let key = match public.family() {
-                KeyFamily::Rsa => format!("an RSA-{} key", public.bits()),
-                KeyFamily::Ec(curve) => format!("a {curve} key"),
-            };
-            return Err(Error::AlgorithmMismatch { alg, key });
-        }
-        let parsed = ParsedPublicKey::new(alg.verification(), public.verification_bytes()?)
-            .map_err(|e| Error::InvalidKey(format!("aws-lc-rs rejected the key: {e}")))?;
-        Ok(VerifyingKey { kid, alg, public, parsed })
-    }
-
-    /// Pins a JWK: to `alg` if given, else to the JWK's `alg`, else to the key type's default
-    /// (RS256 for RSA, the curve's ES* for EC). A JWK `alg` that differs from `alg` is an error.
-    pub fn from_jwk(jwk: &Jwk, alg: Option<Algorithm>) -> Result<VerifyingKey> {
-        let pinned = match (alg, jwk.alg) {
-            (Some(wanted), Some(own)) if wanted != own => {
-                return Err(Error::InvalidKey(format!(
-                    "key {} is published for {own}, not {wanted}",
-                    jwk.kid.as_deref().unwrap_or("without kid")
-                )));
-            }
-            (Some(alg), _) | (None, Some(alg)) => alg,
-            (None, None) => Algorithm::default_for(jwk.key.family()),
-        };
-        VerifyingKey::new(jwk.key.clone(), pinned, jwk.kid.clone())
-    }
-
-    /// The key id, if the key has one.
-    #[must_use]
-    pub fn kid(&self) -> Option<&str> {
-        self.kid.as_deref()
-    }
-
-    /// The pinned algorithm.
-    #[must_use]
-    pub fn algorithm(&self) -> Algorithm {
-        self.alg
-    }
-
-    /// The public key.
-    #[must_use]
-    pub fn public_key(&self) -> &PublicKey {
-        &self.public
-    }
-
-    /// Verifies a JOSE signature (RSA bytes, or ECDSA fixed-width `R || S`) over `message`
-    /// with the pinned algorithm. This is the primitive the Wycheproof vectors exercise.
-    #[must_use]
-    pub fn verify_signature(&self, message: &[u8], signature: &[u8]) -> bool {
-        if let KeyFamily::Ec(curve) = self.alg.key_family() {
-            // aws-lc-rs checks this too; saying it here makes the rule explicit: exactly
-            // R || S, no DER, no truncated or padded scalars.
-            if signature.len() != 2 * curve.scalar_len() {
-                return false;
-            }
-        }
-        self.parsed.verify_sig(message, signature).is_ok()
-    }
-}
-
-/// A protected header (its base64url text) and the index of the key it selected.
-type HeaderChoice = (Box<str>, usize);
 
 /// A verified JWS: its header and payload.
 #[derive(Debug, Clone)]
@@ -108,14 +32,34 @@ pub struct VerifiedJws {
     pub payload: Vec<u8>,
 }
 
+/// A verified JWT: its protected header and its claims, typed as the caller asked.
+#[derive(Debug, Clone)]
+pub struct Verified<T> {
+    /// The protected header.
+    pub header: Map<String, Value>,
+    /// The claims.
+    pub claims: T,
+}
+
+/// A configured key and the protected header that selected it first, in base64url.
+///
+/// Key selection is a function of the header bytes alone, and a signer's tokens all share
+/// one header, so the verifier parses each signer's header once: later tokens with the same
+/// header text go straight to their key. Set once, read without a lock; each key has its own
+/// slot, so tokens from several keys (a rotation) mix at no cost.
+#[derive(Debug)]
+struct KeySlot {
+    key: VerifyingKey,
+    header: OnceLock<Box<str>>,
+}
+
 /// Verifies compact JWTs against a fixed set of public keys.
+///
+/// `Send + Sync` and cheap to clone (the keys are shared): one verifier serves every thread
+/// of a server, and verifying takes no lock.
 #[derive(Debug, Clone)]
 pub struct Verifier {
-    keys: Vec<VerifyingKey>,
-    /// The last protected header that selected a key, and which key. Tokens from one signer
-    /// share their header, and the selection is a function of the header bytes alone, so a
-    /// batch parses it once. Shared by clones, which have the same keys.
-    last_header: Arc<Mutex<Option<HeaderChoice>>>,
+    keys: Arc<[KeySlot]>,
     issuer: Option<String>,
     audiences: Vec<String>,
     leeway: i64,
@@ -129,8 +73,7 @@ impl Verifier {
     #[must_use]
     pub fn new(keys: Vec<VerifyingKey>) -> Verifier {
         Verifier {
-            keys,
-            last_header: Arc::default(),
+            keys: keys.into_iter().map(|key| KeySlot { key, header: OnceLock::new() }).collect(),
             issuer: None,
             audiences: Vec::new(),
             leeway: DEFAULT_LEEWAY_SECS.cast_signed(),
@@ -192,8 +135,8 @@ impl Verifier {
 
     /// The configured keys.
     #[must_use]
-    pub fn keys(&self) -> &[VerifyingKey] {
-        &self.keys
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &VerifyingKey> {
+        self.keys.iter().map(|slot| &slot.key)
     }
 
     /// Verifies the token's structure and signature only (JWS level: no claim is read).
@@ -202,8 +145,8 @@ impl Verifier {
             return Err(TokenError::TooLong { len: token.len(), max: self.max_token_len });
         }
         let CompactParts { signing_input, header, payload, signature } = jws::split_compact(token)?;
-        let key = self.select_key(&header)?;
-        if !key.verify_signature(signing_input.as_bytes(), &signature) {
+        let slot = self.select_key(&header)?;
+        if !slot.key.verify_signature(signing_input.as_bytes(), &signature) {
             return Err(TokenError::BadSignature);
         }
         Ok(VerifiedJws { header, payload })
@@ -238,40 +181,53 @@ impl Verifier {
         Ok(payload)
     }
 
-    /// [`Verifier::verify_jws`] without the header map, with the key selection cached.
+    /// Verifies a JWT now, as [`Verifier::verify`] does, and returns its header and its
+    /// claims deserialised into `T` (after every check has passed).
+    pub fn verify_as<T: DeserializeOwned>(&self, token: &str) -> Result<Verified<T>, TokenError> {
+        self.verify_as_at(token, crate::claims::now())
+    }
+
+    /// [`Verifier::verify_as`] at a given time (seconds since the epoch).
+    pub fn verify_as_at<T: DeserializeOwned>(&self, token: &str, now: i64) -> Result<Verified<T>, TokenError> {
+        let payload = self.verify_payload_at(token, now)?;
+        let (first, _) = jws::dot_positions(token)?;
+        let header_bytes = b64::decode(&token[..first]).ok_or(TokenError::Base64("header"))?;
+        let header =
+            crate::json::parse_object(&header_bytes).map_err(|reason| TokenError::Json { part: "header", reason })?;
+        let claims =
+            serde_json::from_slice(&payload).map_err(|e| TokenError::Json { part: "claims", reason: e.to_string() })?;
+        Ok(Verified { header, claims })
+    }
+
+    /// [`Verifier::verify_jws`] without the header map; a header seen before skips parsing.
     fn verified_payload(&self, token: &str) -> Result<Vec<u8>, TokenError> {
         if token.len() > self.max_token_len {
             return Err(TokenError::TooLong { len: token.len(), max: self.max_token_len });
         }
         let (first, second) = jws::dot_positions(token)?;
         let header_b64 = &token[..first];
-        let cached = self
-            .last_header
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_ref()
-            .and_then(|(header, index)| (**header == *header_b64).then_some(*index));
-        let Some(index) = cached else {
+        let Some(slot) = self.keys.iter().find(|slot| slot.header.get().is_some_and(|seen| **seen == *header_b64))
+        else {
             let CompactParts { signing_input, header, payload, signature } = jws::split_compact(token)?;
-            let key = self.select_key(&header)?;
-            if !key.verify_signature(signing_input.as_bytes(), &signature) {
+            let slot = self.select_key(&header)?;
+            if !slot.key.verify_signature(signing_input.as_bytes(), &signature) {
                 return Err(TokenError::BadSignature);
             }
-            let index = self.keys.iter().position(|k| std::ptr::eq(k, key)).unwrap_or_default();
-            *self.last_header.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some((header_b64.into(), index));
+            // Only a header that came with a valid signature is remembered, so forged tokens
+            // cannot take the slot. Another thread may have filled it first: either is right.
+            let _ = slot.header.set(header_b64.into());
             return Ok(payload);
         };
         // The header was accepted before; the rest is checked exactly as split_compact does.
         let payload = b64::decode(&token[first + 1..second]).ok_or(TokenError::Base64("payload"))?;
         let signature = b64::decode(&token[second + 1..]).ok_or(TokenError::Base64("signature"))?;
-        if !self.keys[index].verify_signature(&token.as_bytes()[..second], &signature) {
+        if !slot.key.verify_signature(&token.as_bytes()[..second], &signature) {
             return Err(TokenError::BadSignature);
         }
         Ok(payload)
     }
 
-    fn select_key(&self, header: &Map<String, Value>) -> Result<&VerifyingKey, TokenError> {
+    fn select_key(&self, header: &Map<String, Value>) -> Result<&KeySlot, TokenError> {
         let alg = match header.get("alg") {
             Some(Value::String(alg)) => alg.as_str(),
             Some(_) => return Err(TokenError::HeaderType("alg")),
@@ -287,31 +243,32 @@ impl Verifier {
             // This verifier implements no JWS extension, so every critical one is unknown.
             return Err(TokenError::Crit(crit.to_string()));
         }
-        let key = match header.get("kid") {
+        let slot = match header.get("kid") {
             Some(Value::String(kid)) => self
                 .keys
                 .iter()
-                .find(|k| k.kid.as_deref() == Some(kid))
+                .find(|slot| slot.key.kid() == Some(kid))
                 // A single key given without a kid (a PEM) is the key, whatever the token says.
-                .or_else(|| match self.keys.as_slice() {
-                    [only] if only.kid.is_none() => Some(only),
+                .or_else(|| match &*self.keys {
+                    [only] if only.key.kid().is_none() => Some(only),
                     _ => None,
                 })
                 .ok_or_else(|| TokenError::UnknownKid(kid.clone()))?,
             Some(_) => return Err(TokenError::HeaderType("kid")),
-            None => match self.keys.as_slice() {
+            None => match &*self.keys {
                 [only] => only,
                 keys => return Err(TokenError::AmbiguousKey(keys.len())),
             },
         };
-        if key.alg != alg {
+        let pinned = slot.key.algorithm();
+        if pinned != alg {
             return Err(TokenError::AlgNotAllowed {
                 got: alg.name().to_owned(),
-                kid: key.kid.clone().unwrap_or_default(),
-                pinned: key.alg,
+                kid: slot.key.kid().unwrap_or_default().to_owned(),
+                pinned,
             });
         }
-        Ok(key)
+        Ok(slot)
     }
 
     fn check_claims(&self, claims: &Registered<'_>, now: i64) -> Result<(), TokenError> {

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
-mod support;
+use kms_jwt_test_support as support;
 
 use std::time::Duration;
 
@@ -32,17 +32,14 @@ async fn target(client: &Client, alias: &str) -> Option<String> {
     client.describe_key().key_id(alias).send().await.ok().map(|o| o.key_metadata.unwrap().key_id().to_owned())
 }
 
-async fn sign(client: &Client, name: &KeySetName) -> String {
-    let signer =
-        JwtSigner::new(KmsSigner::new(client.clone(), &name.current(), None, &support::options()).await.unwrap())
-            .unwrap();
+async fn sign(name: &KeySetName) -> String {
+    let signer = JwtSigner::new(KmsSigner::new(&support::kms().await, &name.current()).await.unwrap()).unwrap();
     signer.sign(&Claims::new().subject("s").expires_at(FAR_FUTURE)).await.unwrap()
 }
 
 #[tokio::test]
 async fn provision_is_idempotent_and_tags_the_key() {
-    let client = support::client().await;
-    let sets = KeySets::new(client.clone(), support::options());
+    let sets = KeySets::new(support::kms().await);
     let name = KeySetName::parse(&format!("alias/{}", support::unique("kms-jwt-test"))).unwrap();
     let req = ProvisionRequest {
         name: name.clone(),
@@ -68,7 +65,7 @@ async fn provision_is_idempotent_and_tags_the_key() {
 async fn rotation_keeps_old_tokens_valid_and_the_guard_changes_nothing() {
     let (client, sets, name) = setup("ECC_NIST_P256").await;
     let first_key = target(&client, &name.current()).await.unwrap();
-    let before = sign(&client, &name).await;
+    let before = sign(&name).await;
 
     let out = sets.rotate(&name, &policy(false)).await.unwrap();
     assert!(out.retired.is_empty(), "nothing to retire on the first rotation");
@@ -76,7 +73,7 @@ async fn rotation_keeps_old_tokens_valid_and_the_guard_changes_nothing() {
     assert_ne!(first_key, second_key);
     assert_eq!(target(&client, &name.previous()).await.unwrap(), first_key);
     assert_eq!(target(&client, &name.next()).await, None);
-    let after = sign(&client, &name).await;
+    let after = sign(&name).await;
     let jwks = sets.jwks(&name, None).await.unwrap();
     assert_eq!(jwks.keys.len(), 2);
     let verifier = Verifier::from_jwks(&jwks, None).unwrap();
@@ -88,7 +85,8 @@ async fn rotation_keeps_old_tokens_valid_and_the_guard_changes_nothing() {
     assert_eq!(plan.to_json()["retired"][0]["key_id"], first_key.as_str());
     // The guard: the first key was demoted seconds ago.
     let err = sets.rotate(&name, &policy(false)).await.unwrap_err();
-    assert!(matches!(&err, Error::Refused(m) if m.contains("--min-overlap")), "{err}");
+    assert!(matches!(&err, Error::OverlapNotElapsed { key, .. } if *key == first_key), "{err}");
+    assert!(err.to_string().contains("less than the minimum overlap of 1d"), "{err}");
     assert_eq!(target(&client, &name.current()).await.unwrap(), second_key);
     assert_eq!(target(&client, &name.previous()).await.unwrap(), first_key);
     assert_eq!(target(&client, &name.next()).await, None, "a refused rotation stages nothing");

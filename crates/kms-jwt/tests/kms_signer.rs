@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
-mod support;
+use kms_jwt_test_support as support;
 
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use jsonwebtoken::Validation;
@@ -31,15 +31,16 @@ const SPECS: [(&str, &[Algorithm]); 6] = [
 #[tokio::test]
 async fn every_key_spec_and_algorithm_verifies_everywhere() {
     let client = support::client().await;
-    let opts = support::options();
     let claims = Claims::new().subject("test-user").issuer("my-lambda").expires_at(FAR_FUTURE);
     let mut pyjwt_cases = Vec::new();
     let mut tokens_signed = 0;
     for (spec, algs) in SPECS {
         let key_id = support::signing_key(&client, spec).await;
         for &alg in algs {
-            let signer =
-                JwtSigner::new(KmsSigner::new(client.clone(), &key_id, Some(alg), &opts).await.unwrap()).unwrap();
+            let signer = JwtSigner::new(
+                KmsSigner::builder(&support::kms().await, &key_id).algorithm(alg).build().await.unwrap(),
+            )
+            .unwrap();
             let token = signer.sign(&claims).await.unwrap_or_else(|e| panic!("{spec} {alg}: {e}"));
             tokens_signed += 1;
             let public = signer.signer().public_key().clone();
@@ -78,7 +79,6 @@ async fn every_key_spec_and_algorithm_verifies_everywhere() {
 #[tokio::test]
 async fn key_id_arn_and_alias_resolve_to_the_same_key_and_kid_is_the_thumbprint() {
     let client = support::client().await;
-    let opts = support::options();
     let key_id = support::signing_key(&client, "ECC_NIST_P256").await;
     let alias = support::unique("alias/kms-jwt-test");
     client.create_alias().alias_name(&alias).target_key_id(&key_id).send().await.unwrap();
@@ -86,11 +86,11 @@ async fn key_id_arn_and_alias_resolve_to_the_same_key_and_kid_is_the_thumbprint(
     let expected = PublicKey::from_spki_der(spki.as_ref()).unwrap();
     assert_eq!(expected.to_spki_der(), spki.as_ref(), "our SPKI encoding is KMS's");
 
-    let by_id = KmsSigner::new(client.clone(), &key_id, None, &opts).await.unwrap();
+    let by_id = KmsSigner::new(&support::kms().await, &key_id).await.unwrap();
     let arn = by_id.key().arn.clone();
     let bare_alias = alias.trim_start_matches("alias/").to_owned();
     for key in [key_id.as_str(), arn.as_str(), alias.as_str(), bare_alias.as_str()] {
-        let signer = JwtSigner::new(KmsSigner::new(client.clone(), key, None, &opts).await.unwrap()).unwrap();
+        let signer = JwtSigner::new(KmsSigner::new(&support::kms().await, key).await.unwrap()).unwrap();
         assert_eq!(signer.signer().key().arn, arn, "{key}");
         assert_eq!(signer.signer().algorithm(), Algorithm::ES256);
         assert_eq!(signer.kid(), expected.thumbprint(), "{key}");
@@ -108,7 +108,7 @@ async fn key_id_arn_and_alias_resolve_to_the_same_key_and_kid_is_the_thumbprint(
 async fn claims_over_4kb_are_signed_as_a_digest() {
     let client = support::client().await;
     let key_id = support::signing_key(&client, "ECC_NIST_P384").await;
-    let signer = JwtSigner::new(KmsSigner::new(client, &key_id, None, &support::options()).await.unwrap()).unwrap();
+    let signer = JwtSigner::new(KmsSigner::new(&support::kms().await, &key_id).await.unwrap()).unwrap();
     let claims = Claims::new().expires_at(FAR_FUTURE).claim("blob", "x".repeat(20_000));
     let token = signer.sign(&claims).await.unwrap();
     assert!(token.len() > 20_000);
@@ -119,38 +119,56 @@ async fn claims_over_4kb_are_signed_as_a_digest() {
 #[tokio::test]
 async fn each_kms_failure_is_its_typed_error() {
     let client = support::client().await;
-    let opts = support::options();
     let missing = support::unique("alias/kms-jwt-missing");
-    let err = KmsSigner::new(client.clone(), &missing, None, &opts).await.unwrap_err();
+    let err = KmsSigner::new(&support::kms().await, &missing).await.unwrap_err();
     assert!(matches!(&err, Error::KeyNotFound(k) if *k == missing), "{err:?}");
     assert_eq!(err.to_string(), format!("kms key {missing} was not found"));
 
     let disabled = support::signing_key(&client, "ECC_NIST_P256").await;
     client.disable_key().key_id(&disabled).send().await.unwrap();
-    let err = KmsSigner::new(client.clone(), &disabled, None, &opts).await.unwrap_err();
+    let err = KmsSigner::new(&support::kms().await, &disabled).await.unwrap_err();
     assert!(matches!(err, Error::KeyDisabled(_)), "{err:?}");
 
     let deleted = support::signing_key(&client, "ECC_NIST_P256").await;
     client.schedule_key_deletion().key_id(&deleted).pending_window_in_days(7).send().await.unwrap();
-    let err = KmsSigner::new(client.clone(), &deleted, None, &opts).await.unwrap_err();
+    let err = KmsSigner::new(&support::kms().await, &deleted).await.unwrap_err();
     assert!(matches!(err, Error::KeyPendingDeletion(_)), "{err:?}");
 
     let encrypt = support::create_key(&client, KeyUsageType::EncryptDecrypt, KeySpec::SymmetricDefault).await;
-    let err = KmsSigner::new(client.clone(), &encrypt, None, &opts).await.unwrap_err();
+    let err = KmsSigner::new(&support::kms().await, &encrypt).await.unwrap_err();
     assert!(matches!(&err, Error::WrongKeyUsage { usage, .. } if usage == "ENCRYPT_DECRYPT"), "{err:?}");
 
     let rsa = support::signing_key(&client, "RSA_2048").await;
-    let err = KmsSigner::new(client.clone(), &rsa, Some(Algorithm::ES256), &opts).await.unwrap_err();
+    let err = KmsSigner::builder(&support::kms().await, &rsa).algorithm(Algorithm::ES256).build().await.unwrap_err();
     assert!(matches!(err, Error::AlgorithmMismatch { alg: Algorithm::ES256, .. }), "{err:?}");
 
     // A signer built while the key was enabled reports the state change at Sign time.
     let later = support::signing_key(&client, "ECC_NIST_P256").await;
-    let signer = JwtSigner::new(KmsSigner::new(client.clone(), &later, None, &opts).await.unwrap()).unwrap();
+    let signer = JwtSigner::new(KmsSigner::new(&support::kms().await, &later).await.unwrap()).unwrap();
     client.disable_key().key_id(&later).send().await.unwrap();
     let err = signer.sign(&Claims::new()).await.unwrap_err();
     assert!(matches!(err, Error::KeyDisabled(_)), "{err:?}");
 
     let unreachable = KmsOptions { max_attempts: 2, ..KmsOptions::endpoint("http://127.0.0.1:9", "us-east-1") };
-    let err = KmsSigner::new(unreachable.client().await.unwrap(), &rsa, None, &unreachable).await.unwrap_err();
-    assert!(matches!(&err, Error::Transport(m) if m.contains("refused")), "{err:?}");
+    let err = KmsSigner::new(&unreachable.connect().await.unwrap(), &rsa).await.unwrap_err();
+    assert!(matches!(&err, Error::Transport { reason, .. } if reason.contains("refused")), "{err:?}");
+    // The SDK's error is kept as the source, for callers who want all of it.
+    let source = std::error::Error::source(&err).expect("the SDK error is the source");
+    assert!(source.to_string().contains("dispatch failure"), "{source}");
+}
+
+#[tokio::test]
+async fn local_and_kms_signers_switch_at_run_time_behind_one_arc_dyn_signer() {
+    use std::sync::Arc;
+
+    let client = support::client().await;
+    let key_id = support::signing_key(&client, "ECC_NIST_P256").await;
+    let kms: Arc<dyn Signer> = Arc::new(KmsSigner::new(&support::kms().await, &key_id).await.unwrap());
+    let local: Arc<dyn Signer> = Arc::new(kms_jwt::LocalSigner::generate(Algorithm::ES256).unwrap());
+    for (name, signer) in [("kms", kms), ("local", local)] {
+        let signer = JwtSigner::new(signer).unwrap();
+        let token = signer.sign(&Claims::new().subject(name).expires_at(4_102_444_800)).await.unwrap();
+        let verifier = Verifier::new(vec![VerifyingKey::from_jwk(&signer.jwk(), None).unwrap()]);
+        assert_eq!(verifier.verify(&token).unwrap().get("sub").unwrap(), name);
+    }
 }

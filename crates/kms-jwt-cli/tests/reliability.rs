@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
-mod support;
+use kms_jwt_test_support as support;
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Command, Output, Stdio};
@@ -136,11 +136,7 @@ fn standard_base64(bytes: &[u8]) -> String {
 }
 
 fn kms_jwt(endpoint: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kms-jwt"));
-    cmd.args(["--endpoint-url", endpoint, "--region", "us-east-1"])
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test");
-    cmd
+    support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), Some(endpoint))
 }
 
 /// Runs a command off the async runtime (the proxy lives on it).
@@ -293,7 +289,7 @@ async fn a_rotation_cut_after_each_kms_call_converges_on_the_next_run() {
         let proxy = Proxy::start(Fault::CutAfterWrites(cut)).await;
         let mut opts = kms_jwt::kms::KmsOptions::endpoint(&proxy.url, "us-east-1");
         opts.max_attempts = 1;
-        let cut_sets = KeySets::new(opts.client().await.unwrap(), opts);
+        let cut_sets = KeySets::new(opts.connect().await.unwrap());
         let first = cut_sets.rotate(&name, &policy).await;
         assert!(sets.resolve(&name).await.unwrap().current.is_some(), "cut {cut}: never without a current key");
 
@@ -381,7 +377,7 @@ fn batch_io_edge_cases() {
     std::fs::write(&pem, signer.signer().public_key().to_pem()).unwrap();
 
     // A reader that goes away after one line: the batch ends quietly.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kms-jwt"))
+    let mut child = support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), None)
         .args(["verify", "--batch", "-", "--pem"])
         .arg(&pem)
         .stdin(Stdio::piped())
@@ -410,11 +406,8 @@ fn batch_io_edge_cases() {
     // A claims file that is not UTF-8.
     let latin1 = dir.path().join("claims.json");
     std::fs::write(&latin1, b"{\"name\":\"Jos\xe9\"}").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_kms-jwt"))
-        .args(["--endpoint-url", "http://127.0.0.1:9", "--region", "us-east-1", "sign", "--key", "k", "--claims-file"])
-        .arg(&latin1)
-        .output()
-        .unwrap();
+    let out =
+        kms_jwt("http://127.0.0.1:9").args(["sign", "--key", "k", "--claims-file"]).arg(&latin1).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert!(err.contains("is not UTF-8 text") && err.lines().count() == 1, "{err}");

@@ -13,7 +13,7 @@ use crate::input::{self, Line};
 /// Verify tokens; print the claims (exit 0) or the reason (exit 1)
 #[derive(Args)]
 #[command(group(ArgGroup::new("keys").required(true).args(["jwks", "pem", "key"])))]
-pub(crate) struct VerifyArgs {
+pub struct VerifyArgs {
     /// The token, or - to read one token from standard input
     #[arg(value_name = "TOKEN|-", required_unless_present = "batch", conflicts_with = "batch")]
     token: Option<String>,
@@ -61,7 +61,7 @@ async fn build_verifier(args: &VerifyArgs, opts: &KmsOptions) -> Result<Verifier
         // A token from `kms-jwt sign --kid key-id|arn` names the key by id or ARN rather than
         // by thumbprint: with the KMS key at hand, all three identify it.
         let mut keys = Vec::new();
-        for (info, alg) in crate::keys::fetch_keys(&args.key, args.alg, opts).await? {
+        for (info, alg) in crate::keys::fetch_keys(&args.key, args.alg, &opts.connect().await?).await? {
             for kid in [info.public_key.thumbprint(), info.key_id.clone(), info.arn.clone()] {
                 keys.push(VerifyingKey::new(info.public_key.clone(), alg, Some(kid))?);
             }
@@ -78,13 +78,14 @@ async fn build_verifier(args: &VerifyArgs, opts: &KmsOptions) -> Result<Verifier
     Ok(verifier)
 }
 
-pub(crate) async fn run(args: VerifyArgs, opts: &KmsOptions) -> Result<ExitCode> {
+/// Runs `kms-jwt verify`.
+pub async fn run(args: VerifyArgs, opts: &KmsOptions) -> Result<ExitCode> {
     let verifier = build_verifier(&args, opts).await?;
     match (&args.batch, &args.token) {
         (Some(path), _) => batch(&verifier, path),
         (None, Some(token)) => {
-            let token = if token == "-" { input::read_text("-", "token")? } else { token.clone() };
-            match verifier.verify(token.trim()) {
+            let token = if token == "-" { read_token_from_stdin()? } else { Ok(token.clone()) };
+            match token.and_then(|token| verifier.verify(token.trim())) {
                 Ok(claims) => {
                     writeln!(std::io::stdout().lock(), "{}", serde_json::to_string(claims.as_map())?)?;
                     Ok(ExitCode::SUCCESS)
@@ -99,6 +100,24 @@ pub(crate) async fn run(args: VerifyArgs, opts: &KmsOptions) -> Result<ExitCode>
             }
         }
         (None, None) => unreachable!("clap requires a token or --batch"),
+    }
+}
+
+/// One token from standard input. A token longer than any verifier accepts is an invalid
+/// token (exit 1), like any other: it is counted, not kept, so its size costs no memory.
+fn read_token_from_stdin() -> Result<Result<String, TokenError>> {
+    use std::io::Read as _;
+    let mut text = Vec::new();
+    let mut stdin = std::io::stdin().lock();
+    (&mut stdin).take(input::MAX_TOKEN_INPUT as u64 + 1).read_to_end(&mut text).context("cannot read the token")?;
+    if text.len() > input::MAX_TOKEN_INPUT {
+        let rest = std::io::copy(&mut stdin, &mut std::io::sink()).context("cannot read the token")?;
+        let len = text.len() + usize::try_from(rest).unwrap_or(usize::MAX);
+        return Ok(Err(TokenError::TooLong { len, max: kms_jwt::verify::DEFAULT_MAX_TOKEN_LEN }));
+    }
+    match String::from_utf8(text) {
+        Ok(token) => Ok(Ok(token)),
+        Err(_) => Ok(Err(TokenError::NotText)),
     }
 }
 

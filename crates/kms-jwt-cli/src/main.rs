@@ -1,16 +1,10 @@
-//! `kms-jwt`: sign JWTs with AWS KMS keys, verify them, and publish the public keys.
-
-mod decode;
-mod input;
-mod keys;
-mod serve;
-mod sign;
-mod verify;
+//! `kms-jwt`: sign JWTs with AWS KMS keys, verify them, and publish and rotate the keys.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use kms_jwt::kms::KmsOptions;
+use clap::{CommandFactory as _, Parser, Subcommand};
+use kms_jwt_cli::aws::AwsArgs;
+use kms_jwt_cli::{completions, decode, keys, serve, sign, verify};
 
 /// Sign JWTs with an AWS KMS key that never leaves KMS, and verify them with its public key.
 ///
@@ -20,7 +14,7 @@ use kms_jwt::kms::KmsOptions;
 #[command(name = "kms-jwt", version, max_term_width = 100)]
 struct Cli {
     #[command(flatten)]
-    kms: KmsOptions,
+    aws: AwsArgs,
 
     #[command(subcommand)]
     command: Command,
@@ -35,6 +29,7 @@ enum Command {
     Decode(decode::DecodeArgs),
     Publish(serve::PublishArgs),
     Serve(serve::ServeArgs),
+    Completions(completions::CompletionsArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,29 +42,39 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&anyhow::Error::new(e).context("cannot start the async runtime")),
     };
+    let opts = cli.aws.options();
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Sign(args) => sign::run(args, &cli.kms).await,
-            Command::Verify(args) => verify::run(args, &cli.kms).await,
-            Command::Jwks(args) => keys::jwks(args, &cli.kms).await,
-            Command::PublicKey(args) => keys::public_key(args, &cli.kms).await,
+            Command::Sign(args) => sign::run(args, &opts).await,
+            Command::Verify(args) => verify::run(args, &opts).await,
+            Command::Jwks(args) => keys::jwks(args, &opts).await,
+            Command::PublicKey(args) => keys::public_key(args, &opts).await,
             Command::Decode(args) => decode::run(&args),
-            Command::Publish(args) => serve::publish(args, &cli.kms).await,
-            Command::Serve(args) => serve::serve(args, &cli.kms).await,
+            Command::Publish(args) => serve::publish(args, &opts).await,
+            Command::Serve(args) => serve::serve(args, &opts).await,
+            Command::Completions(args) => completions::run(&args, &mut Cli::command()),
         }
     });
     match result {
         Ok(code) => code,
         // A reader that went away (`| head -1`) is not an error worth a message.
-        Err(e) if input::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if kms_jwt_cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
 }
 
+/// One line on stderr and exit 2. The chain of context is printed down to the first error of
+/// the library, whose message is complete; its own sources (the AWS SDK's error) are
+/// internals that `KMS_JWT_LOG=debug` shows.
 fn fail(e: &anyhow::Error) -> ExitCode {
-    #[allow(clippy::print_stderr)]
-    {
-        eprintln!("kms-jwt: {e:#}");
+    let mut parts = Vec::new();
+    for cause in e.chain() {
+        parts.push(cause.to_string());
+        if cause.is::<kms_jwt::Error>() || cause.is::<kms_jwt::TokenError>() {
+            tracing::debug!(error = ?cause, "full error");
+            break;
+        }
     }
+    kms_jwt_cli::say(&parts.join(": "));
     ExitCode::from(2)
 }

@@ -14,7 +14,7 @@ use crate::input::{self, Line};
 
 /// Sign a JWT with a KMS key; prints the compact token and a newline
 #[derive(Args)]
-pub(crate) struct SignArgs {
+pub struct SignArgs {
     /// Key id, ARN, alias/NAME or NAME of an asymmetric `SIGN_VERIFY` key
     #[arg(long, value_name = "KEY")]
     key: String,
@@ -119,7 +119,8 @@ impl SignArgs {
     }
 }
 
-pub(crate) async fn run(args: SignArgs, opts: &KmsOptions) -> Result<ExitCode> {
+/// Runs `kms-jwt sign`.
+pub async fn run(args: SignArgs, opts: &KmsOptions) -> Result<ExitCode> {
     // Parse the input before any KMS call: a typo costs nothing and says so at once.
     let single = match (&args.batch, &args.claims, &args.claims_file) {
         (Some(_), _, _) => None,
@@ -130,8 +131,8 @@ pub(crate) async fn run(args: SignArgs, opts: &KmsOptions) -> Result<ExitCode> {
         }
         (None, None, None) => Some(Claims::new()),
     };
-    let client = opts.client().await?;
-    let kms = KmsSigner::new(client, &args.key, args.alg, opts).await?;
+    let kms = opts.connect().await?;
+    let kms = KmsSigner::builder(&kms, &args.key).algorithm(args.alg).build().await?;
     let kid = args.kid_mode(&kms);
     let signer = JwtSigner::with_kid(kms, kid)?;
     match single {

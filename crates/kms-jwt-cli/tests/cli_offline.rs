@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
-mod support;
+use kms_jwt_test_support as support;
 
 use std::process::{Command, Output};
 
@@ -12,7 +12,11 @@ use kms_jwt::{Algorithm, Claims, Jwks, JwtSigner, LocalSigner, Signer};
 const FAR_FUTURE: i64 = 4_102_444_800;
 
 fn kms_jwt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kms-jwt")).args(args).output().expect("run kms-jwt")
+    cmd().args(args).output().expect("run kms-jwt")
+}
+
+fn cmd() -> Command {
+    support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), None)
 }
 
 fn stderr(out: &Output) -> String {
@@ -74,10 +78,46 @@ async fn verify_prints_claims_or_the_reason() {
     assert_one_line_error(&kms_jwt(&["verify", "a.b", "--pem", &keys.path("public.pem")]), 1, "3 segments");
 
     let from_stdin = support::run_with_stdin(
-        Command::new(env!("CARGO_BIN_EXE_kms-jwt")).args(["verify", "-", "--pem", &keys.path("public.pem")]),
+        cmd().args(["verify", "-", "--pem", &keys.path("public.pem")]),
         format!("{token}\n").as_bytes(),
     );
     assert_eq!(from_stdin.status.code(), Some(0), "{}", stderr(&from_stdin));
+}
+
+#[tokio::test]
+async fn a_token_over_the_size_bound_does_not_verify_on_the_command_line_or_on_stdin() {
+    let keys = Keys::new(Algorithm::ES256);
+    let token = keys.token(&Claims::new().claim("pad", "x".repeat(70_000)).expires_at(FAR_FUTURE)).await;
+    let expected = format!("invalid token: token is {} bytes, more than the 65536 allowed", token.len());
+    let pem = keys.path("public.pem");
+    assert_one_line_error(&kms_jwt(&["verify", &token, "--pem", &pem]), 1, &expected);
+    let from_stdin = support::run_with_stdin(cmd().args(["verify", "-", "--pem", &pem]), token.as_bytes());
+    assert_one_line_error(&from_stdin, 1, &expected);
+    // Far over any bound: counted, not kept, and still exit 1.
+    let huge = vec![b'a'; 8 * 1024 * 1024];
+    let out = support::run_with_stdin(cmd().args(["verify", "-", "--pem", &pem]), &huge);
+    assert_one_line_error(&out, 1, "invalid token: token is 8388608 bytes, more than the 65536 allowed");
+}
+
+#[test]
+fn completions_for_every_shell_and_help_with_aws_options_under_their_own_heading() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = kms_jwt(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr(&out));
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(script.contains("kms-jwt") && script.contains("verify"), "{shell}: {script}");
+    }
+    for command in ["sign", "verify", "jwks", "public-key", "publish", "serve"] {
+        let out = kms_jwt(&[command, "--help"]);
+        assert_eq!(out.status.code(), Some(0), "{command}");
+        let help = String::from_utf8(out.stdout).unwrap();
+        let own = help.find("--key").or_else(|| help.find("--batch")).unwrap_or_else(|| panic!("{help}"));
+        let heading = help.find("AWS connection:").unwrap_or_else(|| panic!("{command}: {help}"));
+        assert!(own < heading, "{command}: own options first\n{help}");
+        for aws in ["--endpoint-url", "--region", "--profile", "--timeout", "--attempt-timeout", "--max-attempts"] {
+            assert!(help[heading..].contains(aws), "{command}: {aws} under AWS connection\n{help}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -87,7 +127,7 @@ async fn verify_batch_keeps_order_and_reports_each_line() {
     let expired = keys.token(&Claims::new().subject("b").expires_at(1_000)).await;
     let input = format!("{good}\n{expired}\nnot-a-token\n{}\n{good}\r\n", "x".repeat(2 * 1024 * 1024));
     let out = support::run_with_stdin(
-        Command::new(env!("CARGO_BIN_EXE_kms-jwt")).args(["verify", "--batch", "-", "--jwks", &keys.path("jwks.json")]),
+        cmd().args(["verify", "--batch", "-", "--jwks", &keys.path("jwks.json")]),
         input.as_bytes(),
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -109,7 +149,7 @@ async fn verify_batch_keeps_order_and_reports_each_line() {
     assert_eq!(lines[4]["valid"], true);
 
     let all_good = support::run_with_stdin(
-        Command::new(env!("CARGO_BIN_EXE_kms-jwt")).args(["verify", "--batch", "-", "--pem", &keys.path("public.pem")]),
+        cmd().args(["verify", "--batch", "-", "--pem", &keys.path("public.pem")]),
         format!("{good}\n{good}\n").as_bytes(),
     );
     assert_eq!(all_good.status.code(), Some(0));

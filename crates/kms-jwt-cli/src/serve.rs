@@ -13,12 +13,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use clap::Args;
-use kms_jwt::kms::KmsOptions;
+use kms_jwt::kms::{KmsClient, KmsOptions};
 use kms_jwt::publish::{self, Documents, JWKS_PATH, OPENID_CONFIGURATION_PATH};
 
 /// Write .well-known/jwks.json and .well-known/openid-configuration for static hosting
 #[derive(Args)]
-pub(crate) struct PublishArgs {
+pub struct PublishArgs {
     /// Key id or ARN, or alias/NAME (or NAME) for a whole key set; repeatable
     #[arg(long, value_name = "KEY", required = true)]
     key: Vec<String>,
@@ -35,7 +35,7 @@ pub(crate) struct PublishArgs {
 
 /// Serve the JWKS and discovery documents over HTTP, refreshed from KMS in the background
 #[derive(Args)]
-pub(crate) struct ServeArgs {
+pub struct ServeArgs {
     /// Key id or ARN, or alias/NAME (or NAME) for a whole key set; repeatable
     #[arg(long, value_name = "KEY", required = true)]
     key: Vec<String>,
@@ -58,14 +58,15 @@ fn check_issuer(issuer: &str) -> Result<String> {
     Ok(issuer.trim_end_matches('/').to_owned())
 }
 
-async fn documents(keys: &[String], issuer: &str, opts: &KmsOptions) -> Result<Documents> {
-    let jwks = crate::keys::fetch_jwks(keys, None, opts).await?;
+async fn documents(keys: &[String], issuer: &str, kms: &KmsClient) -> Result<Documents> {
+    let jwks = crate::keys::fetch_jwks(keys, None, kms).await?;
     Ok(Documents::new(issuer, &jwks))
 }
 
-pub(crate) async fn publish(args: PublishArgs, opts: &KmsOptions) -> Result<ExitCode> {
+/// Runs `kms-jwt publish`.
+pub async fn publish(args: PublishArgs, opts: &KmsOptions) -> Result<ExitCode> {
     let issuer = check_issuer(&args.issuer)?;
-    let docs = documents(&args.key, &issuer, opts).await?;
+    let docs = documents(&args.key, &issuer, &opts.connect().await?).await?;
     let dir = args.out_dir.join(".well-known");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for (name, bytes) in [("jwks.json", &docs.jwks), ("openid-configuration", &docs.openid_configuration)] {
@@ -97,16 +98,17 @@ struct AppState {
     cache_control: HeaderValue,
 }
 
-pub(crate) async fn serve(args: ServeArgs, opts: &KmsOptions) -> Result<ExitCode> {
+/// Runs `kms-jwt serve` until SIGTERM or Ctrl-C.
+pub async fn serve(args: ServeArgs, opts: &KmsOptions) -> Result<ExitCode> {
     let issuer = check_issuer(&args.issuer)?;
+    let kms = opts.connect().await?;
     // Start only with something good to serve: a typo in --key fails here, not at the first fetch.
-    let docs = documents(&args.key, &issuer, opts).await?;
+    let docs = documents(&args.key, &issuer, &kms).await?;
     let state = AppState {
         published: Arc::new(RwLock::new(Published { docs, refreshed_at: SystemTime::now(), last_error: None })),
         cache_control: HeaderValue::from_str(&publish::cache_control(args.refresh.as_secs())).context("max-age")?,
     };
-    let refresher =
-        tokio::spawn(refresh_loop(args.key.clone(), issuer, opts.clone(), args.refresh, state.published.clone()));
+    let refresher = tokio::spawn(refresh_loop(args.key.clone(), issuer, kms, args.refresh, state.published.clone()));
 
     let app = Router::new()
         .route(JWKS_PATH, get(jwks))
@@ -130,7 +132,7 @@ pub(crate) async fn serve(args: ServeArgs, opts: &KmsOptions) -> Result<ExitCode
 async fn refresh_loop(
     keys: Vec<String>,
     issuer: String,
-    opts: KmsOptions,
+    kms: KmsClient,
     every: Duration,
     published: Arc<RwLock<Published>>,
 ) {
@@ -139,7 +141,7 @@ async fn refresh_loop(
     tick.tick().await;
     loop {
         tick.tick().await;
-        let result = documents(&keys, &issuer, &opts).await;
+        let result = documents(&keys, &issuer, &kms).await;
         let mut guard = published.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         match result {
             Ok(docs) => {

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use kms_jwt::keyset::{KeySetName, KeySets};
-use kms_jwt::kms::{KeyInfo, KmsOptions, describe_signing_key, normalize_key_ref};
+use kms_jwt::kms::{KeyInfo, KmsClient, KmsOptions, normalize_key_ref};
 use kms_jwt::{Algorithm, Jwk, Jwks};
 
 /// Print the JWKS (JSON) of KMS keys
 #[derive(Args)]
-pub(crate) struct JwksArgs {
+pub struct JwksArgs {
     /// Key id or ARN, or alias/NAME (or NAME) for the key set's current, previous and next keys; repeatable
     #[arg(long, value_name = "KEY", required = true)]
     key: Vec<String>,
@@ -23,7 +23,7 @@ pub(crate) struct JwksArgs {
 
 /// Print the public key of a KMS key as PEM or JWK
 #[derive(Args)]
-pub(crate) struct PublicKeyArgs {
+pub struct PublicKeyArgs {
     /// Key id, ARN, alias/NAME or NAME
     #[arg(long, value_name = "KEY")]
     key: String,
@@ -48,17 +48,16 @@ enum Format {
 pub(crate) async fn fetch_keys(
     keys: &[String],
     alg: Option<Algorithm>,
-    opts: &KmsOptions,
+    kms: &KmsClient,
 ) -> Result<Vec<(KeyInfo, Algorithm)>> {
-    let client = opts.client().await?;
-    let sets = KeySets::new(client.clone(), opts.clone());
+    let sets = KeySets::new(kms.clone());
     let mut out: Vec<(KeyInfo, Algorithm)> = Vec::with_capacity(keys.len());
     for key in keys {
         let key = normalize_key_ref(key);
         let found = if let Some(name) = key.strip_prefix("alias/") {
             sets.published(&KeySetName::parse(name)?, alg).await?
         } else {
-            let info = describe_signing_key(&client, &key, opts).await?;
+            let info = kms.describe_signing_key(&key).await?;
             let alg = info.algorithm(alg)?;
             vec![(info, alg)]
         };
@@ -72,8 +71,8 @@ pub(crate) async fn fetch_keys(
 }
 
 /// The JWKS of `keys`: each key's JWK with its thumbprint as `kid` and its pinned `alg`.
-pub(crate) async fn fetch_jwks(keys: &[String], alg: Option<Algorithm>, opts: &KmsOptions) -> Result<Jwks> {
-    let keys = fetch_keys(keys, alg, opts).await?.into_iter().map(|(info, alg)| Jwk {
+pub(crate) async fn fetch_jwks(keys: &[String], alg: Option<Algorithm>, kms: &KmsClient) -> Result<Jwks> {
+    let keys = fetch_keys(keys, alg, kms).await?.into_iter().map(|(info, alg)| Jwk {
         kid: Some(info.public_key.thumbprint()),
         key: info.public_key,
         alg: Some(alg),
@@ -81,16 +80,17 @@ pub(crate) async fn fetch_jwks(keys: &[String], alg: Option<Algorithm>, opts: &K
     Ok(Jwks { keys: keys.collect() })
 }
 
-pub(crate) async fn jwks(args: JwksArgs, opts: &KmsOptions) -> Result<ExitCode> {
-    let jwks = fetch_jwks(&args.key, args.alg, opts).await?;
+/// Runs `kms-jwt jwks`.
+pub async fn jwks(args: JwksArgs, opts: &KmsOptions) -> Result<ExitCode> {
+    let jwks = fetch_jwks(&args.key, args.alg, &opts.connect().await?).await?;
     writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&jwks.to_json())?)?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) async fn public_key(args: PublicKeyArgs, opts: &KmsOptions) -> Result<ExitCode> {
+/// Runs `kms-jwt public-key`.
+pub async fn public_key(args: PublicKeyArgs, opts: &KmsOptions) -> Result<ExitCode> {
     // One key: the alias's current key, not its whole set.
-    let client = opts.client().await?;
-    let info = describe_signing_key(&client, &args.key, opts).await?;
+    let info = opts.connect().await?.describe_signing_key(&args.key).await?;
     let jwk =
         Jwk { alg: Some(info.algorithm(args.alg)?), kid: Some(info.public_key.thumbprint()), key: info.public_key };
     let text = match args.format {

@@ -1,108 +1,17 @@
-//! Shared test support: the `LocalStack` endpoint, KMS keys, and verifiers we did not write.
-#![allow(dead_code, unreachable_pub)]
+//! Test support shared by the kms-jwt crates: the `LocalStack` endpoint (a process or a
+//! testcontainers container), KMS keys, the binary under test, and verifiers we did not write.
+//!
+//! The KMS parts sit behind the `kms` feature, so that the library's tests without its `kms`
+//! feature do not turn that feature back on through this crate.
+#![allow(clippy::missing_panics_doc, clippy::unwrap_used, clippy::expect_used, clippy::must_use_candidate)]
 
-use std::collections::HashMap;
-use std::io::Write as _;
-use std::path::Path;
+#[cfg(feature = "kms")]
+mod localstack;
+
 use std::process::{Command, Output};
-use std::sync::OnceLock;
-use std::time::Duration;
 
-use aws_sdk_kms::Client;
-use aws_sdk_kms::types::{KeySpec, KeyUsageType};
-use kms_jwt::kms::KmsOptions;
-use testcontainers::bollard::models::PortBinding;
-use testcontainers::runners::SyncRunner as _;
-use testcontainers::{Container, ImageExt as _};
-use testcontainers_modules::localstack::LocalStack;
-
-/// The LocalStack image tag the container harness runs (the same pin as the process harness).
-pub const LOCALSTACK_TAG: &str = "2026.3.0";
-
-static ENDPOINT: OnceLock<String> = OnceLock::new();
-/// The container, kept for the life of the test process; `scripts/podman.sh down` (or the
-/// Docker engine's own clean-up) removes it by testcontainers' label.
-static CONTAINER: OnceLock<Container<LocalStack>> = OnceLock::new();
-
-/// Says which LocalStack the tests use, past libtest's output capture, so CI logs show it.
-fn announce(message: &str) {
-    let _ = writeln!(std::io::stderr(), "localstack harness: {message}");
-}
-
-/// The LocalStack endpoint, chosen once per test process: an endpoint from the environment,
-/// else a container started with testcontainers when a Docker-compatible API is reachable.
-/// A test that needs LocalStack fails, loudly, when neither is available.
-pub fn endpoint() -> String {
-    ENDPOINT
-        .get_or_init(|| {
-            if let Ok(url) = std::env::var("KMS_JWT_TEST_ENDPOINT").or_else(|_| std::env::var("AWS_ENDPOINT_URL")) {
-                announce(&format!("process harness: using the endpoint from the environment, {url}"));
-                return url;
-            }
-            if std::env::var_os("DOCKER_HOST").is_some() || Path::new("/var/run/docker.sock").exists() {
-                // testcontainers' blocking runner has its own runtime: start it off the test's.
-                return std::thread::spawn(start_container).join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-            }
-            panic!(
-                "this test needs LocalStack and none is available: run `cargo xtask ci`; or `cargo xtask localstack up` \
-                 and export KMS_JWT_TEST_ENDPOINT=http://127.0.0.1:4566; or make a Docker-compatible API reachable \
-                 (DOCKER_HOST) for testcontainers"
-            )
-        })
-        .clone()
-}
-
-fn start_container() -> String {
-    announce(&format!(
-        "testcontainers: starting localstack/localstack:{LOCALSTACK_TAG} via {}",
-        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "/var/run/docker.sock".into())
-    ));
-    let container = LocalStack::default()
-        .with_tag(LOCALSTACK_TAG)
-        .with_env_var("SERVICES", "kms")
-        // Publish on loopback only, on a free port: safer on Docker, and the only binding
-        // Podman 4.3's netavark forwards here (it never forwards a 0.0.0.0 binding).
-        .with_host_config_modifier(|host| {
-            let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
-            host.port_bindings = Some(HashMap::from([("4566/tcp".to_owned(), Some(vec![binding]))]));
-        })
-        .with_startup_timeout(Duration::from_secs(180))
-        .start()
-        .unwrap_or_else(|e| panic!("testcontainers could not start LocalStack: {e}"));
-    let port = container.get_host_port_ipv4(4566).unwrap_or_else(|e| panic!("no host port for 4566: {e}"));
-    let url = format!("http://127.0.0.1:{port}");
-    announce(&format!("testcontainers: container {} started, endpoint {url}", container.id()));
-    let _ = CONTAINER.set(container);
-    url
-}
-
-/// Client options for `LocalStack`.
-pub fn options() -> KmsOptions {
-    KmsOptions::endpoint(endpoint(), "us-east-1")
-}
-
-/// A KMS client for `LocalStack`.
-pub async fn client() -> Client {
-    options().client().await.expect("KMS client")
-}
-
-/// Creates a key and returns its key id.
-pub async fn create_key(client: &Client, usage: KeyUsageType, spec: KeySpec) -> String {
-    let out = client
-        .create_key()
-        .key_usage(usage)
-        .key_spec(spec)
-        .description("kms-jwt test key")
-        .send()
-        .await
-        .expect("CreateKey");
-    out.key_metadata().expect("metadata").key_id().to_owned()
-}
-
-/// Creates a `SIGN_VERIFY` key of `spec`.
-pub async fn signing_key(client: &Client, spec: &str) -> String {
-    create_key(client, KeyUsageType::SignVerify, KeySpec::from(spec)).await
-}
+#[cfg(feature = "kms")]
+pub use localstack::*;
 
 /// A name no other test run uses.
 pub fn unique(prefix: &str) -> String {
@@ -185,6 +94,17 @@ pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
     out
 }
 
+/// A command for the `kms-jwt` binary at `bin` (a test's `env!("CARGO_BIN_EXE_kms-jwt")`),
+/// pointed at KMS `endpoint` when one is given, with `LocalStack`'s dummy credentials.
+pub fn kms_jwt(bin: &str, endpoint: Option<&str>) -> Command {
+    let mut cmd = Command::new(bin);
+    if let Some(url) = endpoint {
+        cmd.args(["--endpoint-url", url, "--region", "us-east-1"]);
+    }
+    cmd.env("AWS_ACCESS_KEY_ID", "test").env("AWS_SECRET_ACCESS_KEY", "test");
+    cmd
+}
+
 /// A TCP forwarder on loopback, to take an endpoint away in the middle of a test.
 pub struct Forwarder {
     /// `http://127.0.0.1:PORT`, forwarding to the target.
@@ -231,16 +151,6 @@ impl Forwarder {
             let _ = conn.shutdown(std::net::Shutdown::Both);
         }
     }
-}
-
-/// Provisions a fresh key set of `spec` on LocalStack.
-pub async fn key_set(spec: &str) -> (kms_jwt::keyset::KeySets, kms_jwt::keyset::KeySetName) {
-    use kms_jwt::keyset::{KeySetName, KeySets, ProvisionRequest};
-    let sets = KeySets::new(client().await, options());
-    let name = KeySetName::parse(&unique("kms-jwt-test")).unwrap();
-    let req = ProvisionRequest { name: name.clone(), key_spec: spec.into(), description: "test".into(), tags: vec![] };
-    sets.provision(&req).await.unwrap();
-    (sets, name)
 }
 
 /// jsonwebtoken's name for `alg`, where jsonwebtoken implements it (not ES512, ES256K).

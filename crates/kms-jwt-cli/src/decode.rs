@@ -10,12 +10,13 @@ use crate::input;
 
 /// Print a token's header and payload as JSON, unverified (for debugging only)
 #[derive(Args)]
-pub(crate) struct DecodeArgs {
+pub struct DecodeArgs {
     /// The token, or - to read it from standard input
     token: String,
 }
 
-pub(crate) fn run(args: &DecodeArgs) -> Result<ExitCode> {
+/// Runs `kms-jwt decode`.
+pub fn run(args: &DecodeArgs) -> Result<ExitCode> {
     let token = if args.token == "-" { input::read_text("-", "token")? } else { args.token.clone() };
     let (header, payload) = kms_jwt::jws::decode_unverified(token.trim())?;
     #[allow(clippy::print_stderr)]

@@ -9,6 +9,10 @@ use anyhow::{Context as _, Result};
 /// The longest batch line kept in memory; longer lines are reported, not buffered.
 pub(crate) const MAX_LINE: usize = 1024 * 1024;
 
+/// The most a single token read from standard input may take: the verifier's bound and room
+/// for surrounding whitespace. Anything longer cannot verify.
+pub(crate) const MAX_TOKEN_INPUT: usize = kms_jwt::verify::DEFAULT_MAX_TOKEN_LEN + 64;
+
 /// Opens `path`, or standard input for `-`.
 pub(crate) fn open(path: &str) -> Result<Box<dyn BufRead + Send>> {
     if path == "-" {
@@ -84,7 +88,8 @@ pub(crate) fn next_line<'a>(
 }
 
 /// Whether an error is a write to a closed pipe.
-pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
+#[must_use]
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| cause.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
 }
 

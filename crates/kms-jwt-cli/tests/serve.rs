@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
-mod support;
+use kms_jwt_test_support as support;
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -21,8 +21,8 @@ struct Server {
 
 impl Server {
     fn start(endpoint: &str, key: &str, issuer: Option<&str>, listen: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kms-jwt"))
-            .args(["--endpoint-url", endpoint, "--region", "us-east-1", "--max-attempts", "1", "--timeout", "2s"])
+        let mut child = support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), Some(endpoint))
+            .args(["--max-attempts", "1", "--timeout", "2s"])
             .args([
                 "serve",
                 "--key",
@@ -34,8 +34,6 @@ impl Server {
                 "--refresh",
                 "1s",
             ])
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -123,10 +121,7 @@ async fn pyjwt_verifies_with_nothing_but_the_issuer_url() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let issuer = format!("http://127.0.0.1:{port}");
     let server = Server::start(&support::endpoint(), name.name(), Some(&issuer), &format!("127.0.0.1:{port}"));
-    let signer = JwtSigner::new(
-        KmsSigner::new(support::client().await, &name.current(), None, &support::options()).await.unwrap(),
-    )
-    .unwrap();
+    let signer = JwtSigner::new(KmsSigner::new(&support::kms().await, &name.current()).await.unwrap()).unwrap();
     let token = signer
         .sign(&Claims::new().subject("test-user").issuer(&issuer).audience("api").expires_at(4_102_444_800))
         .await
@@ -173,11 +168,9 @@ async fn thousands_of_concurrent_requests_all_succeed() {
 async fn publish_writes_static_well_known_files() {
     let (_, name) = support::key_set("ECC_NIST_P384").await;
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_kms-jwt"))
-        .args(["--endpoint-url", &support::endpoint(), "--region", "us-east-1", "publish", "--key", name.name()])
+    let out = support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), Some(&support::endpoint()))
+        .args(["publish", "--key", name.name()])
         .args(["--issuer", "https://auth.example.com/", "--out-dir", dir.path().to_str().unwrap()])
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
-mod support;
+use kms_jwt_test_support as support;
 
 use std::process::{Command, Output};
 
@@ -14,11 +14,8 @@ fn kms_jwt(args: &[&str]) -> Output {
 }
 
 fn kms_jwt_cmd(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kms-jwt"));
-    cmd.args(["--endpoint-url", &support::endpoint(), "--region", "us-east-1"])
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test");
+    let mut cmd = support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), Some(&support::endpoint()));
+    cmd.args(args);
     cmd
 }
 

@@ -1,0 +1,120 @@
+//! The `LocalStack` harness and KMS helpers.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use aws_sdk_kms::Client;
+use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+use kms_jwt::kms::KmsOptions;
+
+use crate::unique;
+use testcontainers::bollard::models::PortBinding;
+use testcontainers::runners::SyncRunner as _;
+use testcontainers::{Container, ImageExt as _};
+use testcontainers_modules::localstack::LocalStack;
+
+/// The LocalStack image tag the container harness runs (the same pin as the process harness).
+pub const LOCALSTACK_TAG: &str = "2026.3.0";
+
+static ENDPOINT: OnceLock<String> = OnceLock::new();
+/// The container, kept for the life of the test process; `scripts/podman.sh down` (or the
+/// Docker engine's own clean-up) removes it by testcontainers' label.
+static CONTAINER: OnceLock<Container<LocalStack>> = OnceLock::new();
+
+/// Says which LocalStack the tests use, past libtest's output capture, so CI logs show it.
+fn announce(message: &str) {
+    let _ = writeln!(std::io::stderr(), "localstack harness: {message}");
+}
+
+/// The LocalStack endpoint, chosen once per test process: an endpoint from the environment,
+/// else a container started with testcontainers when a Docker-compatible API is reachable.
+/// A test that needs LocalStack fails, loudly, when neither is available.
+pub fn endpoint() -> String {
+    ENDPOINT
+        .get_or_init(|| {
+            if let Ok(url) = std::env::var("KMS_JWT_TEST_ENDPOINT").or_else(|_| std::env::var("AWS_ENDPOINT_URL")) {
+                announce(&format!("process harness: using the endpoint from the environment, {url}"));
+                return url;
+            }
+            if std::env::var_os("DOCKER_HOST").is_some() || Path::new("/var/run/docker.sock").exists() {
+                // testcontainers' blocking runner has its own runtime: start it off the test's.
+                return std::thread::spawn(start_container).join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            }
+            panic!(
+                "this test needs LocalStack and none is available: run `cargo xtask ci`; or `cargo xtask localstack up` \
+                 and export KMS_JWT_TEST_ENDPOINT=http://127.0.0.1:4566; or make a Docker-compatible API reachable \
+                 (DOCKER_HOST) for testcontainers"
+            )
+        })
+        .clone()
+}
+
+fn start_container() -> String {
+    announce(&format!(
+        "testcontainers: starting localstack/localstack:{LOCALSTACK_TAG} via {}",
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "/var/run/docker.sock".into())
+    ));
+    let container = LocalStack::default()
+        .with_tag(LOCALSTACK_TAG)
+        .with_env_var("SERVICES", "kms")
+        // Publish on loopback only, on a free port: safer on Docker, and the only binding
+        // Podman 4.3's netavark forwards here (it never forwards a 0.0.0.0 binding).
+        .with_host_config_modifier(|host| {
+            let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
+            host.port_bindings = Some(HashMap::from([("4566/tcp".to_owned(), Some(vec![binding]))]));
+        })
+        .with_startup_timeout(Duration::from_secs(180))
+        .start()
+        .unwrap_or_else(|e| panic!("testcontainers could not start LocalStack: {e}"));
+    let port = container.get_host_port_ipv4(4566).unwrap_or_else(|e| panic!("no host port for 4566: {e}"));
+    let url = format!("http://127.0.0.1:{port}");
+    announce(&format!("testcontainers: container {} started, endpoint {url}", container.id()));
+    let _ = CONTAINER.set(container);
+    url
+}
+
+/// Client options for `LocalStack`.
+pub fn options() -> KmsOptions {
+    KmsOptions::endpoint(endpoint(), "us-east-1")
+}
+
+/// A kms-jwt KMS client for `LocalStack`.
+pub async fn kms() -> kms_jwt::kms::KmsClient {
+    options().connect().await.expect("KMS client")
+}
+
+/// The AWS SDK's KMS client for `LocalStack`, for calls the library does not make.
+pub async fn client() -> Client {
+    kms().await.sdk().clone()
+}
+
+/// Creates a key and returns its key id.
+pub async fn create_key(client: &Client, usage: KeyUsageType, spec: KeySpec) -> String {
+    let out = client
+        .create_key()
+        .key_usage(usage)
+        .key_spec(spec)
+        .description("kms-jwt test key")
+        .send()
+        .await
+        .expect("CreateKey");
+    out.key_metadata().expect("metadata").key_id().to_owned()
+}
+
+/// Creates a `SIGN_VERIFY` key of `spec`.
+pub async fn signing_key(client: &Client, spec: &str) -> String {
+    create_key(client, KeyUsageType::SignVerify, KeySpec::from(spec)).await
+}
+
+/// Provisions a fresh key set of `spec` on LocalStack.
+pub async fn key_set(spec: &str) -> (kms_jwt::keyset::KeySets, kms_jwt::keyset::KeySetName) {
+    use kms_jwt::keyset::{KeySetName, KeySets, ProvisionRequest};
+    let sets = KeySets::new(kms().await);
+    let name = KeySetName::parse(&unique("kms-jwt-test")).unwrap();
+    let req = ProvisionRequest { name: name.clone(), key_spec: spec.into(), description: "test".into(), tags: vec![] };
+    sets.provision(&req).await.unwrap();
+    (sets, name)
+}
