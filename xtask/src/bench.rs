@@ -293,6 +293,7 @@ async fn bench_key(endpoint: &str) -> Result<(String, String)> {
         key_spec: "ECC_NIST_P256".into(),
         description: "kms-jwt bench".into(),
         tags: vec![],
+        max_token_ttl: kms_jwt::keyset::DEFAULT_MAX_TOKEN_TTL,
     };
     let done = sets.provision(&req).await?;
     Ok((done.info.arn, done.kid))

@@ -2,7 +2,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use kms_jwt::keyset::{KeySetName, KeySets, ProvisionRequest, RotationPolicy};
@@ -38,6 +37,7 @@ async fn flow(kms: &KmsOptions) -> Result<()> {
         key_spec: "RSA_2048".into(),
         description: "kms-jwt demo".into(),
         tags: vec![],
+        max_token_ttl: kms_jwt::keyset::DEFAULT_MAX_TOKEN_TTL,
     };
     let provisioned = sets.provision(&req).await?;
     say(&serde_json::to_string_pretty(&provisioned.to_json())?);
@@ -70,7 +70,7 @@ async fn flow(kms: &KmsOptions) -> Result<()> {
 
     crate::step(&format!("3. publish the public key: {}/public.pem and jwks.json", out.display()));
     let jwks = sets.jwks(&name, None).await?;
-    crate::public_key::write_files(&out, signer.signer().public_key(), &jwks)?;
+    kms_jwt_cli::keyset::write_public_files(&out, signer.signer().public_key(), &jwks)?;
     std::fs::write(out.join("token.jwt"), format!("{token}\n"))?;
     say(&serde_json::to_string_pretty(&jwks.to_json())?);
 
@@ -86,7 +86,8 @@ async fn flow(kms: &KmsOptions) -> Result<()> {
     say("(--force: this demo rotates minutes apart; by default a key demoted less than 24h ago is never retired)");
     let policy = RotationPolicy {
         pending_window_days: 7,
-        min_overlap: Duration::from_secs(24 * 3600),
+        min_overlap: None,
+        if_older_than: None,
         force: true,
         description: "kms-jwt demo".into(),
     };
@@ -96,7 +97,7 @@ async fn flow(kms: &KmsOptions) -> Result<()> {
     crate::step("7. the token signed before the rotation still verifies against the new JWKS");
     let jwks = sets.jwks(&name, None).await?;
     let new_signer = JwtSigner::new(KmsSigner::new(&client, &name.current()).await?)?;
-    crate::public_key::write_files(&out, new_signer.signer().public_key(), &jwks)?;
+    kms_jwt_cli::keyset::write_public_files(&out, new_signer.signer().public_key(), &jwks)?;
     let kids: Vec<_> = jwks.keys.iter().filter_map(|k| k.kid.clone()).collect();
     say(&format!("new JWKS kids: {kids:?}"));
     let old = Verifier::from_jwks(&jwks, None)?.verify(&token)?;

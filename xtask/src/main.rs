@@ -6,14 +6,13 @@ mod bench;
 mod ci;
 mod demo;
 mod localstack;
-mod provision;
 mod public_key;
-mod rotate;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use kms_jwt_cli::aws::AwsArgs;
+use kms_jwt_cli::keyset;
 
 /// Operator and repository tasks for kms-jwt
 #[derive(Parser)]
@@ -28,10 +27,10 @@ struct Xtask {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a key set's KMS key and alias (idempotent); prints a JSON summary
-    Provision(provision::Args),
-    /// Rotate a key set through its aliases; prints a JSON summary
-    Rotate(rotate::Args),
+    /// Create a key set's KMS key and alias (idempotent): `kms-jwt keyset provision`
+    Provision(keyset::ProvisionArgs),
+    /// Rotate a key set through its aliases: `kms-jwt keyset rotate`
+    Rotate(keyset::RotateArgs),
     /// Export a key set's public key as PEM, JWK or JWKS
     PublicKey(public_key::Args),
     /// Start, stop or check the local `LocalStack` (KMS) used by tests and the demo
@@ -48,8 +47,8 @@ fn main() -> ExitCode {
     let xtask = Xtask::parse();
     let kms = xtask.aws.options();
     let result = match xtask.command {
-        Command::Provision(args) => block_on(provision::run(args, &kms)),
-        Command::Rotate(args) => block_on(rotate::run(args, &kms)),
+        Command::Provision(args) => block_on(keyset::provision(args, &kms)).map(drop),
+        Command::Rotate(args) => block_on(keyset::rotate(args, &kms)).map(drop),
         Command::PublicKey(args) => block_on(public_key::run(args, &kms)),
         Command::Localstack(args) => localstack::run(&args),
         Command::Demo => demo::run(&kms),
@@ -70,11 +69,6 @@ fn main() -> ExitCode {
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime").block_on(future)
-}
-
-/// Prints a JSON document on stdout.
-fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
-    print_text(&(serde_json::to_string_pretty(value)? + "\n"))
 }
 
 /// Prints text on stdout.

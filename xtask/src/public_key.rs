@@ -1,11 +1,11 @@
 //! `cargo xtask public-key`: export a key set's public key as PEM, JWK or JWKS.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
+use kms_jwt::Jwk;
 use kms_jwt::keyset::{KeySetName, KeySets};
 use kms_jwt::kms::KmsOptions;
-use kms_jwt::{Jwk, Jwks, PublicKey};
 
 /// Export the current public key (pem, jwk) or the set's JWKS
 #[derive(clap::Args)]
@@ -50,13 +50,4 @@ pub(crate) async fn run(args: Args, opts: &KmsOptions) -> Result<()> {
         Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display())),
         None => crate::print_text(&text),
     }
-}
-
-/// Writes `public.pem` and `jwks.json` into `dir`.
-pub(crate) fn write_files(dir: &Path, current: &PublicKey, jwks: &Jwks) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(dir.join("public.pem"), current.to_pem())
-        .with_context(|| format!("cannot write {}/public.pem", dir.display()))?;
-    let json = serde_json::to_string_pretty(&jwks.to_json())? + "\n";
-    std::fs::write(dir.join("jwks.json"), json).with_context(|| format!("cannot write {}/jwks.json", dir.display()))
 }

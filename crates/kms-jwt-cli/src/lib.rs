@@ -6,6 +6,7 @@ pub mod completions;
 pub mod decode;
 mod input;
 pub mod keys;
+pub mod keyset;
 pub mod serve;
 pub mod sign;
 pub mod verify;

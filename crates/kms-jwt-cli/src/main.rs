@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser, Subcommand};
 use kms_jwt_cli::aws::AwsArgs;
-use kms_jwt_cli::{completions, decode, keys, serve, sign, verify};
+use kms_jwt_cli::{completions, decode, keys, keyset, serve, sign, verify};
 
 /// Sign JWTs with an AWS KMS key that never leaves KMS, and verify them with its public key.
 ///
@@ -29,6 +29,7 @@ enum Command {
     Decode(decode::DecodeArgs),
     Publish(serve::PublishArgs),
     Serve(serve::ServeArgs),
+    Keyset(keyset::KeysetArgs),
     Completions(completions::CompletionsArgs),
 }
 
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
             Command::Decode(args) => decode::run(&args),
             Command::Publish(args) => serve::publish(args, &opts).await,
             Command::Serve(args) => serve::serve(args, &opts).await,
+            Command::Keyset(args) => keyset::run(args, &opts).await,
             Command::Completions(args) => completions::run(&args, &mut Cli::command()),
         }
     });

@@ -183,7 +183,8 @@ async fn jwks_of_an_alias_publishes_the_whole_key_set() {
     let old = stdout(&kms_jwt(&["sign", "--key", name.name()]));
     let policy = RotationPolicy {
         pending_window_days: 7,
-        min_overlap: std::time::Duration::ZERO,
+        min_overlap: Some(std::time::Duration::ZERO),
+        if_older_than: None,
         force: false,
         description: "t".into(),
     };

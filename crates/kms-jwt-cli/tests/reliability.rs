@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kms_jwt::keyset::{KeySetName, KeySets, RotationPolicy, TAG_KEY_SET};
+use kms_jwt::keyset::{KeySets, RotationPolicy};
 use kms_jwt::{Algorithm, Claims, Jwks, JwtSigner, LocalSigner, Signer as _, Verifier, VerifyingKey};
 
 /// What the proxy does to the traffic.
@@ -255,32 +255,27 @@ async fn a_key_disabled_or_deleted_mid_batch_stops_at_that_line() {
     }
 }
 
-/// Counts the keys tagged with the set (a scan: fine in a test, never in the library).
-async fn keys_of_set(client: &aws_sdk_kms::Client, name: &KeySetName) -> usize {
-    let mut count = 0;
-    let keys = client.list_keys().limit(1000).send().await.unwrap();
-    for key in keys.keys() {
-        let id = key.key_id().unwrap();
-        if let Ok(tags) = client.list_resource_tags().key_id(id).send().await
-            && tags.tags().iter().any(|t| t.tag_key() == TAG_KEY_SET && t.tag_value() == name.name())
-        {
-            count += 1;
-        }
-    }
-    count
+async fn target(client: &aws_sdk_kms::Client, alias: &str) -> Option<String> {
+    client.describe_key().key_id(alias).send().await.ok().map(|o| o.key_metadata.unwrap().key_id().to_owned())
 }
 
 #[tokio::test]
 async fn a_rotation_cut_after_each_kms_call_converges_on_the_next_run() {
     let client = support::client().await;
-    let policy =
-        RotationPolicy { pending_window_days: 7, min_overlap: Duration::ZERO, force: false, description: "t".into() };
-    // A rotation with a previous key to retire makes 8 state-changing calls: CreateKey,
-    // CreateAlias next, TagResource kid, ScheduleKeyDeletion, TagResource demoted-at,
-    // UpdateAlias previous, UpdateAlias current, DeleteAlias next. Stopped before each of them
-    // (cut N: after N of them), the next run converges on the same end state. After all 8 the
-    // rotation is complete, and running it again is a new rotation.
-    for cut in 0..8 {
+    let policy = RotationPolicy {
+        pending_window_days: 7,
+        min_overlap: Some(Duration::ZERO),
+        if_older_than: None,
+        force: false,
+        description: "t".into(),
+    };
+    // A rotation with a previous key to retire makes 10 state-changing calls: CreateAlias lock,
+    // CreateKey, CreateAlias next, TagResource kid, ScheduleKeyDeletion, TagResource
+    // demoted-at, UpdateAlias previous, UpdateAlias current, DeleteAlias next, DeleteAlias lock.
+    // Stopped before each of them (cut N: after N of them), the next run converges on the same
+    // end state. After 9 the rotation is complete but for its lock, and running it again is a
+    // new rotation.
+    for cut in 0..9 {
         let (sets, name) = support::key_set("ECC_NIST_P256").await;
         sets.rotate(&name, &policy).await.unwrap();
         let before = sets.resolve(&name).await.unwrap();
@@ -293,14 +288,27 @@ async fn a_rotation_cut_after_each_kms_call_converges_on_the_next_run() {
         let first = cut_sets.rotate(&name, &policy).await;
         assert!(sets.resolve(&name).await.unwrap().current.is_some(), "cut {cut}: never without a current key");
 
-        let done = sets.rotate(&name, &policy).await;
+        // What the dead run costs: its lock stays, and until it is older than the lock TTL the
+        // next run says another operation is in progress and changes nothing.
+        let stuck = sets.resolve(&name).await.unwrap();
+        if cut >= 1 {
+            let busy = sets.rotate(&name, &policy).await.unwrap_err();
+            assert!(matches!(busy, kms_jwt::Error::Busy { .. }), "cut {cut}: {busy}");
+            let unchanged = sets.resolve(&name).await.unwrap();
+            assert_eq!(unchanged.current.map(|k| k.key_id), stuck.current.map(|k| k.key_id), "cut {cut}");
+            assert_eq!(unchanged.next.map(|k| k.key_id), stuck.next.map(|k| k.key_id), "cut {cut}");
+        }
+        // Past the TTL (zero here: the cut run is dead), the next run breaks the lock.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let done = sets.clone().with_lock_ttl(Duration::ZERO).rotate(&name, &policy).await;
         let after = sets.resolve(&name).await.unwrap();
         let current = after.current.unwrap().key_id;
+        assert_eq!(target(&client, &name.lock()).await, None, "cut {cut}: the lock is released");
         // Three keys: the retired previous, the old current, the new current. The one window no
         // KMS API can close without an account scan is between CreateKey and CreateAlias: a run
         // stopped exactly there leaves one unaliased key, tagged with the set, behind.
-        let expected = if cut == 1 { 4 } else { 3 };
-        assert_eq!(keys_of_set(&client, &name).await, expected, "cut {cut}: ({first:?} then {done:?})");
+        let expected = if cut == 2 { 4 } else { 3 };
+        assert_eq!(support::keys_of_set(&client, &name).await.len(), expected, "cut {cut}: ({first:?} then {done:?})");
         assert_ne!(current, old_current, "cut {cut}");
         assert_eq!(after.previous.unwrap().key_id, old_current, "cut {cut}");
         assert!(after.next.is_none(), "cut {cut}");

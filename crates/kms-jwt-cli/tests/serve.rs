@@ -85,8 +85,13 @@ async fn caching_headers_refresh_after_rotation_and_last_good_while_kms_is_down(
     assert_eq!(health["status"], "ok");
 
     // A rotation shows up within a few refreshes, with a new ETag.
-    let policy =
-        RotationPolicy { pending_window_days: 7, min_overlap: Duration::ZERO, force: false, description: "t".into() };
+    let policy = RotationPolicy {
+        pending_window_days: 7,
+        min_overlap: Some(Duration::ZERO),
+        if_older_than: None,
+        force: false,
+        description: "t".into(),
+    };
     sets.rotate(&name, &policy).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     let rotated = loop {
@@ -123,7 +128,13 @@ async fn pyjwt_verifies_with_nothing_but_the_issuer_url() {
     let server = Server::start(&support::endpoint(), name.name(), Some(&issuer), &format!("127.0.0.1:{port}"));
     let signer = JwtSigner::new(KmsSigner::new(&support::kms().await, &name.current()).await.unwrap()).unwrap();
     let token = signer
-        .sign(&Claims::new().subject("test-user").issuer(&issuer).audience("api").expires_at(4_102_444_800))
+        .sign(
+            &Claims::new()
+                .subject("test-user")
+                .issuer(&issuer)
+                .audience("api")
+                .expires_at(kms_jwt::claims::now() + 600),
+        )
         .await
         .unwrap();
     let script = r#"

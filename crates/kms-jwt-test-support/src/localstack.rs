@@ -114,7 +114,32 @@ pub async fn key_set(spec: &str) -> (kms_jwt::keyset::KeySets, kms_jwt::keyset::
     use kms_jwt::keyset::{KeySetName, KeySets, ProvisionRequest};
     let sets = KeySets::new(kms().await);
     let name = KeySetName::parse(&unique("kms-jwt-test")).unwrap();
-    let req = ProvisionRequest { name: name.clone(), key_spec: spec.into(), description: "test".into(), tags: vec![] };
+    let req = ProvisionRequest {
+        name: name.clone(),
+        key_spec: spec.into(),
+        description: "test".into(),
+        tags: vec![],
+        max_token_ttl: kms_jwt::keyset::DEFAULT_MAX_TOKEN_TTL,
+    };
     sets.provision(&req).await.unwrap();
     (sets, name)
+}
+
+/// The keys tagged with the set, with their states: an account scan, fine in a test, never in
+/// the library.
+pub async fn keys_of_set(client: &Client, name: &kms_jwt::keyset::KeySetName) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut pages = client.list_keys().limit(1000).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for key in page.expect("ListKeys").keys() {
+            let id = key.key_id().expect("key id");
+            let Ok(tags) = client.list_resource_tags().key_id(id).send().await else { continue };
+            if tags.tags().iter().any(|t| t.tag_key() == kms_jwt::keyset::TAG_KEY_SET && t.tag_value() == name.name()) {
+                let meta = client.describe_key().key_id(id).send().await.expect("DescribeKey").key_metadata;
+                let state = meta.and_then(|m| m.key_state().map(|s| s.as_str().to_owned())).unwrap_or_default();
+                found.push((id.to_owned(), state));
+            }
+        }
+    }
+    found
 }

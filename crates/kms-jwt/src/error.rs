@@ -163,12 +163,13 @@ pub enum Error {
         detail: String,
     },
 
-    /// The token would outlive the key set's longest token lifetime.
-    #[error("token lifetime {} exceeds the key set's maximum token lifetime of {}", humanize(*.lifetime), humanize(*.max))]
+    /// The token would outlive the key's longest token lifetime (the key set's policy), so it
+    /// could outlive the key's publication. Nothing was signed.
+    #[error("{}", lifetime_message(*.lifetime, *.max))]
     LifetimeTooLong {
-        /// The token's lifetime: `exp` minus the signing time (unbounded without `exp`).
-        lifetime: Duration,
-        /// The set's maximum.
+        /// The token's lifetime, `exp` minus the signing time; `None` for a token without `exp`.
+        lifetime: Option<Duration>,
+        /// The key's maximum token lifetime.
         max: Duration,
     },
 
@@ -179,6 +180,17 @@ pub enum Error {
     /// Configuration of the AWS client (region, profile, endpoint) is unusable.
     #[error("aws configuration: {0}")]
     Config(String),
+}
+
+fn lifetime_message(lifetime: Option<Duration>, max: Duration) -> String {
+    match lifetime {
+        Some(lifetime) => format!(
+            "token lifetime {} exceeds the key's maximum token lifetime of {}",
+            humanize(lifetime),
+            humanize(max)
+        ),
+        None => format!("token has no exp, and the key's maximum token lifetime is {}", humanize(max)),
+    }
 }
 
 /// Whole seconds, as humans write durations ("1h 30m", "45s").

@@ -1,6 +1,8 @@
 //! JWS compact serialization (RFC 7515 section 7.1): building the signing input, signing it
 //! through any [`Signer`], and splitting a token strictly.
 
+use std::time::Duration;
+
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -76,13 +78,25 @@ impl<S: Signer> JwtSigner<S> {
     /// a string or an array of strings) and no member name may repeat.
     pub async fn sign<T: Serialize + ?Sized>(&self, claims: &T) -> Result<String> {
         let payload = serde_json::to_vec(claims).map_err(|e| Error::InvalidClaims(e.to_string()))?;
-        Registered::parse(&payload).map_err(|e| Error::InvalidClaims(e.to_string()))?;
+        let registered = Registered::parse(&payload).map_err(|e| Error::InvalidClaims(e.to_string()))?;
+        if let Some(max) = self.signer.max_token_lifetime() {
+            check_lifetime(registered.exp, crate::claims::now(), max)?;
+        }
         self.sign_payload(&payload).await
     }
 
     /// Signs arbitrary payload bytes under this signer's header.
     pub async fn sign_payload(&self, payload: &[u8]) -> Result<String> {
         sign_with_header(&self.signer, &self.check, &self.header_b64, payload).await
+    }
+}
+
+/// Refuses a token that would live longer than `max` from `now`, or that never expires.
+fn check_lifetime(exp: Option<i64>, now: i64, max: Duration) -> Result<()> {
+    let lifetime = exp.map(|exp| Duration::from_secs(u64::try_from(exp.saturating_sub(now)).unwrap_or(0)));
+    match lifetime {
+        Some(lifetime) if lifetime <= max => Ok(()),
+        lifetime => Err(Error::LifetimeTooLong { lifetime, max }),
     }
 }
 

@@ -29,6 +29,19 @@ pub const TAG_CREATED_AT: &str = "kms-jwt:created-at";
 pub const TAG_DEMOTED_AT: &str = "kms-jwt:demoted-at";
 /// Tag with the key's RFC 7638 thumbprint: its `kid`, readable after the key is retired.
 pub const TAG_KID: &str = "kms-jwt:kid";
+pub use crate::kms::TAG_MAX_TOKEN_TTL;
+/// The longest token lifetime a set gets unless asked otherwise.
+pub const DEFAULT_MAX_TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// How long verifiers may cache a JWKS (`kms-jwt publish` and `serve` recommend this max-age):
+/// part of the overlap, since a verifier may not see a new key for that long.
+pub const JWKS_CACHE_AGE: Duration = Duration::from_secs(300);
+/// Clock skew allowed between signers and verifiers (the verifier's default leeway).
+pub const CLOCK_SKEW: Duration = Duration::from_secs(crate::verify::DEFAULT_LEEWAY_SECS);
+/// The overlap of a set without a lifetime policy (made before there was one): one day.
+pub const LEGACY_MIN_OVERLAP: Duration = Duration::from_secs(24 * 3600);
+/// A lock older than this was left by an operation that died: the next one breaks it. No
+/// operation takes longer than a few dozen KMS calls with their timeouts (20 s each at most).
+pub const LOCK_TTL: Duration = Duration::from_secs(15 * 60);
 /// The key spec `provision` creates unless asked otherwise.
 pub const DEFAULT_KEY_SPEC: &str = "RSA_2048";
 /// The key usage of every key a set holds.
@@ -46,6 +59,10 @@ pub const ROTATE_KEY_ACTIONS: [&str; 8] = [
     "kms:ScheduleKeyDeletion",
 ];
 
+/// The account-level KMS actions [`KeySets`] performs (IAM policy only: they name no key):
+/// creating a set's keys, and reading the lock alias's creation date.
+pub const ROTATE_ACCOUNT_ACTIONS: [&str; 2] = ["kms:CreateKey", "kms:ListAliases"];
+
 /// The three aliases of a key set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySetName(String);
@@ -59,10 +76,12 @@ impl KeySetName {
             && !name.starts_with("aws/")
             && !name.ends_with("/previous")
             && !name.ends_with("/next")
+            && !name.ends_with("/lock")
+            && !name.contains("/lock-")
             && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b));
         if !valid {
             return Err(Error::Refused(format!(
-                "{name:?} is not a key set name (letters, digits, / _ -, not aws/..., not ending in /previous or /next)"
+                "{name:?} is not a key set name (letters, digits, / _ -, not aws/..., not ending in /previous, /next or /lock)"
             )));
         }
         Ok(KeySetName(name.to_owned()))
@@ -91,6 +110,12 @@ impl KeySetName {
     pub fn next(&self) -> String {
         format!("alias/{}/next", self.0)
     }
+
+    /// `alias/NAME/lock`: exists while an operation changes the set.
+    #[must_use]
+    pub fn lock(&self) -> String {
+        format!("alias/{}/lock", self.0)
+    }
 }
 
 /// One key of a set, as `DescribeKey` and `ListResourceTags` report it.
@@ -104,6 +129,8 @@ pub struct SetKey {
     pub key_spec: String,
     /// Key state (`Enabled`, `PendingDeletion`, ...).
     pub state: String,
+    /// When KMS created the key.
+    pub created: Option<SystemTime>,
     /// The key's tags.
     pub tags: HashMap<String, String>,
 }
@@ -123,8 +150,28 @@ impl SetKey {
         json!({ "key_id": self.key_id, "kid": self.kid(), "state": self.state })
     }
 
-    fn demoted_at(&self) -> Option<SystemTime> {
+    /// When the key stopped being current ([`TAG_DEMOTED_AT`]).
+    #[must_use]
+    pub fn demoted_at(&self) -> Option<SystemTime> {
         self.tags.get(TAG_DEMOTED_AT).and_then(|t| humantime::parse_rfc3339(t).ok())
+    }
+
+    /// The set's lifetime policy as this key records it ([`TAG_MAX_TOKEN_TTL`]).
+    #[must_use]
+    pub fn max_token_ttl(&self) -> Option<Duration> {
+        self.tags.get(TAG_MAX_TOKEN_TTL).and_then(|t| humantime::parse_duration(t).ok())
+    }
+
+    fn status(&self, alias: &str) -> Value {
+        json!({
+            "alias": alias,
+            "key_id": self.key_id,
+            "kid": self.kid(),
+            "state": self.state,
+            "key_spec": self.key_spec,
+            "created_at": self.created.map(rfc3339),
+            "demoted_at": self.demoted_at().map(rfc3339),
+        })
     }
 }
 
@@ -145,10 +192,27 @@ pub struct KeySetState {
 #[derive(Debug, Clone)]
 pub struct KeySets {
     kms: KmsClient,
+    lock_ttl: Duration,
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+    rfc3339(SystemTime::now())
+}
+
+fn is_already_exists(e: &Error) -> bool {
+    matches!(e, Error::Kms { code, .. } if code == "AlreadyExistsException")
+}
+
+/// The minimum overlap a set's policy implies: a token signed just before a rotation lives
+/// up to the longest token lifetime, verifiers may hold the old JWKS for its cache age, and
+/// clocks disagree by the skew. Sets without a policy keep the one-day overlap.
+#[must_use]
+pub fn default_min_overlap(max_token_ttl: Option<Duration>) -> Duration {
+    max_token_ttl.map_or(LEGACY_MIN_OVERLAP, |ttl| ttl + JWKS_CACHE_AGE + CLOCK_SKEW)
 }
 
 fn tag(key: &str, value: impl Into<String>) -> Result<Tag> {
@@ -159,7 +223,15 @@ impl KeySets {
     /// Key-set operations through this client.
     #[must_use]
     pub fn new(kms: KmsClient) -> KeySets {
-        KeySets { kms }
+        KeySets { kms, lock_ttl: LOCK_TTL }
+    }
+
+    /// Treats a lock older than `ttl` as left by a dead operation (default [`LOCK_TTL`]).
+    /// Shorter only where no operation can still be running, such as a test that killed one.
+    #[must_use]
+    pub fn with_lock_ttl(mut self, ttl: Duration) -> KeySets {
+        self.lock_ttl = ttl;
+        self
     }
 
     fn sdk(&self) -> &Client {
@@ -183,6 +255,7 @@ impl KeySets {
             arn: meta.arn().unwrap_or_default().to_owned(),
             key_spec: meta.key_spec().map_or("unknown", |s| s.as_str()).to_owned(),
             state: meta.key_state().map_or("unknown", KeyState::as_str).to_owned(),
+            created: meta.creation_date().and_then(|d| SystemTime::try_from(*d).ok()),
             tags: HashMap::new(),
         };
         if with_tags {
@@ -283,12 +356,30 @@ impl KeySets {
             .map_err(|e| self.kms.error(e, name.name()))?;
         let meta =
             created.key_metadata.ok_or_else(|| Error::InvalidResponse("CreateKey without KeyMetadata".into()))?;
-        self.point(alias, meta.key_id(), false).await?;
+        if let Err(e) = self.point(alias, meta.key_id(), false).await {
+            if !is_already_exists(&e) {
+                return Err(e);
+            }
+            // Another operation named its own key at the same moment. This key was never
+            // published and never signed: retire it at once rather than leave it behind.
+            self.sdk()
+                .schedule_key_deletion()
+                .key_id(meta.key_id())
+                .pending_window_in_days(7)
+                .send()
+                .await
+                .map_err(|e| self.kms.error(e, meta.key_id()))?;
+            return Err(Error::Busy {
+                set: name.name().to_owned(),
+                detail: format!("{alias} was created by another operation at the same moment"),
+            });
+        }
         let key = SetKey {
             key_id: meta.key_id().to_owned(),
             arn: meta.arn().unwrap_or_default().to_owned(),
             key_spec: spec.to_owned(),
             state: KeyState::Enabled.as_str().to_owned(),
+            created: Some(SystemTime::now()),
             tags: HashMap::from([(TAG_KEY_SET.to_owned(), name.name().to_owned())]),
         };
         self.ensure_kid(key).await
@@ -344,12 +435,26 @@ impl KeySets {
         let (key, created) = match (state.current, state.next) {
             (Some(current), _) => (current, false),
             // An interrupted provision that staged its key: promote it rather than make another.
-            (None, Some(next)) => {
-                self.point(&name.current(), &next.key_id, false).await?;
-                (self.ensure_kid(next).await?, true)
-            }
+            (None, Some(next)) => match self.point(&name.current(), &next.key_id, false).await {
+                Ok(()) => (self.ensure_kid(next).await?, true),
+                // A racing run promoted it first.
+                Err(e) if is_already_exists(&e) => (next, false),
+                Err(e) => return Err(e),
+            },
             (None, None) => {
-                (self.create_key(name, &req.key_spec, &req.description, &req.tags, &name.current()).await?, true)
+                let mut tags = req.tags.clone();
+                tags.push((TAG_MAX_TOKEN_TTL.to_owned(), humantime::format_duration(req.max_token_ttl).to_string()));
+                match self.create_key(name, &req.key_spec, &req.description, &tags, &name.current()).await {
+                    Ok(key) => (key, true),
+                    // Provisioned by a racing run: report its set, as for any existing set.
+                    Err(Error::Busy { .. }) => (
+                        self.describe(&name.current(), true)
+                            .await?
+                            .ok_or_else(|| Error::KeyNotFound(name.current()))?,
+                        false,
+                    ),
+                    Err(e) => return Err(e),
+                }
             }
         };
         let info = self.kms.describe_signing_key(&key.arn).await?;
@@ -359,12 +464,7 @@ impl KeySets {
 
     /// Works out what a rotation would do, without changing anything.
     pub async fn plan_rotation(&self, name: &KeySetName, policy: &RotationPolicy) -> Result<RotationPlan> {
-        if !(7..=30).contains(&policy.pending_window_days) {
-            return Err(Error::Refused(format!(
-                "the pending window must be between 7 and 30 days, not {}",
-                policy.pending_window_days
-            )));
-        }
+        check_window(policy.pending_window_days)?;
         let state = self.resolve(name).await?;
         let current = state.current.clone().ok_or_else(|| Error::KeyNotFound(name.current()))?;
         // A rotation stopped after moving the current alias: only the cleanup is left.
@@ -384,12 +484,9 @@ impl KeySets {
                 )));
             };
             let age = SystemTime::now().duration_since(demoted).unwrap_or(Duration::ZERO);
-            if age < policy.min_overlap {
-                return Err(Error::OverlapNotElapsed {
-                    key: old.key_id.clone(),
-                    demoted_ago: age,
-                    min_overlap: policy.min_overlap,
-                });
+            let min_overlap = policy.min_overlap.unwrap_or_else(|| state.min_overlap());
+            if age < min_overlap {
+                return Err(Error::OverlapNotElapsed { key: old.key_id.clone(), demoted_ago: age, min_overlap });
             }
         }
         Ok(RotationPlan { stage_new: state.next.is_none(), state, retire, finish_only: false })
@@ -397,17 +494,47 @@ impl KeySets {
 
     /// Rotates: stage (or promote) the new key, retire the key that drops out, demote the
     /// current key to `previous`, make the new key current, and clear `next`.
+    ///
+    /// Holds the set's lock (`alias/NAME/lock`) throughout: a racing rotation fails with
+    /// [`Error::Busy`] and changes nothing. With `if_older_than`, a set whose current key is
+    /// younger is left alone (`rotated: false`), also when a racing run has just rotated it.
     pub async fn rotate(&self, name: &KeySetName, policy: &RotationPolicy) -> Result<RotationOutcome> {
+        check_window(policy.pending_window_days)?;
+        let current = self.describe(&name.current(), false).await?.ok_or_else(|| Error::KeyNotFound(name.current()))?;
+        if !due(&current, policy.if_older_than) {
+            return Ok(RotationOutcome { state: self.resolve(name).await?, retired: Vec::new(), rotated: false });
+        }
+        let lock = self.lock(name, &current.key_id).await?;
+        let result = self.rotate_locked(name, policy).await;
+        let unlocked = self.unlock(name, lock).await;
+        let outcome = result?;
+        unlocked?;
+        Ok(outcome)
+    }
+
+    async fn rotate_locked(&self, name: &KeySetName, policy: &RotationPolicy) -> Result<RotationOutcome> {
         let plan = self.plan_rotation(name, policy).await?;
+        if let Some(current) = &plan.state.current
+            && !plan.finish_only
+            && !due(current, policy.if_older_than)
+        {
+            return Ok(RotationOutcome { state: plan.state, retired: Vec::new(), rotated: false });
+        }
         let mut state = plan.state.clone();
         let current = state.current.clone().ok_or_else(|| Error::KeyNotFound(name.current()))?;
         if !plan.finish_only {
+            let policy_tags: Vec<(String, String)> = current
+                .tags
+                .get(TAG_MAX_TOKEN_TTL)
+                .map(|v| (TAG_MAX_TOKEN_TTL.to_owned(), v.clone()))
+                .into_iter()
+                .collect();
             // 1. The new key is staged under `next` before anything else moves, so that a
             //    re-run promotes it instead of creating another.
             let new = if let Some(next) = state.next.clone() {
                 self.ensure_kid(next).await?
             } else {
-                self.create_key(name, &current.key_spec, &policy.description, &[], &name.next()).await?
+                self.create_key(name, &current.key_spec, &policy.description, &policy_tags, &name.next()).await?
             };
             if !new.enabled() {
                 return Err(Error::Refused(format!("staged key {} is {}, not Enabled", new.key_id, new.state)));
@@ -452,7 +579,178 @@ impl KeySets {
             .into_iter()
             .map(|key| SetKey { state: KeyState::PendingDeletion.as_str().to_owned(), ..key })
             .collect();
-        Ok(RotationOutcome { state: after, retired })
+        Ok(RotationOutcome { state: after, retired, rotated: true })
+    }
+
+    /// Takes the set's lock: `CreateAlias alias/NAME/lock`, which fails when the alias exists,
+    /// is the one compare-and-set KMS offers. A lock older than [`LOCK_TTL`] was left by an
+    /// operation that died; it is broken by whoever first creates `alias/NAME/lock-<its time>`,
+    /// so that two runs never both break it. See docs/RELIABILITY.md.
+    async fn lock(&self, name: &KeySetName, target: &str) -> Result<Lock> {
+        match self.point(&name.lock(), target, false).await {
+            Ok(()) => return Ok(Lock { breaker: None }),
+            Err(e) if !is_already_exists(&e) => return Err(e),
+            Err(_) => {}
+        }
+        let busy = |detail: String| Error::Busy { set: name.name().to_owned(), detail };
+        let Some(taken) = self.lock_taken_at(name).await? else {
+            return Err(busy(format!("{} was held a moment ago", name.lock())));
+        };
+        let age = SystemTime::now().duration_since(taken).unwrap_or_default();
+        let age_text = humantime::format_duration(Duration::from_secs(age.as_secs()));
+        if age <= self.lock_ttl {
+            return Err(busy(format!("{} was taken {age_text} ago", name.lock())));
+        }
+        let stamp = taken.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let breaker = format!("{}-{stamp}", name.lock());
+        match self.point(&breaker, target, false).await {
+            Ok(()) => {}
+            Err(e) if is_already_exists(&e) => return Err(busy(format!("another run is breaking {}", name.lock()))),
+            Err(e) => return Err(e),
+        }
+        tracing::warn!(lock = name.lock(), age = %age_text, "breaking a stale lock left by an operation that died");
+        // Only the stale lock itself is deleted: one taken since then belongs to a live run.
+        if self.lock_taken_at(name).await? == Some(taken) {
+            self.delete_alias(&name.lock()).await?;
+        }
+        match self.point(&name.lock(), target, false).await {
+            Ok(()) => Ok(Lock { breaker: Some(breaker) }),
+            Err(e) => {
+                self.delete_alias(&breaker).await?;
+                if is_already_exists(&e) {
+                    Err(busy(format!("{} was taken a moment ago", name.lock())))
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn unlock(&self, name: &KeySetName, lock: Lock) -> Result<()> {
+        self.delete_alias(&name.lock()).await?;
+        if let Some(breaker) = lock.breaker {
+            self.delete_alias(&breaker).await?;
+        }
+        Ok(())
+    }
+
+    /// When the lock alias was created, if it exists: `DescribeKey` finds its key, and
+    /// `ListAliases` for that key has the alias's creation date.
+    async fn lock_taken_at(&self, name: &KeySetName) -> Result<Option<SystemTime>> {
+        let Some(target) = self.describe(&name.lock(), false).await? else { return Ok(None) };
+        let aliases = self
+            .sdk()
+            .list_aliases()
+            .key_id(&target.key_id)
+            .send()
+            .await
+            .map_err(|e| self.kms.error(e, &name.lock()))?;
+        Ok(aliases
+            .aliases()
+            .iter()
+            .find(|a| a.alias_name() == Some(name.lock().as_str()))
+            .and_then(|a| a.creation_date())
+            .and_then(|d| SystemTime::try_from(*d).ok()))
+    }
+
+    async fn delete_alias(&self, alias: &str) -> Result<()> {
+        match self.sdk().delete_alias().alias_name(alias).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match self.kms.error(e, alias) {
+                Error::KeyNotFound(_) => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Everything an operator needs to know about a set: its aliases and keys with their
+    /// states and times, its lifetime policy, the lock, and when `previous` may be retired.
+    pub async fn status(&self, name: &KeySetName) -> Result<KeySetStatus> {
+        let state = self.resolve(name).await?;
+        if state.current.is_none() {
+            return Err(Error::KeyNotFound(name.current()));
+        }
+        let lock = self.lock_taken_at(name).await?;
+        Ok(KeySetStatus { state, lock, region: self.kms.region().map(str::to_owned) })
+    }
+}
+
+/// Whether a set whose current key is `current` is due for rotation.
+fn due(current: &SetKey, if_older_than: Option<Duration>) -> bool {
+    let Some(min_age) = if_older_than else { return true };
+    let age = current.created.and_then(|c| SystemTime::now().duration_since(c).ok()).unwrap_or(Duration::MAX);
+    age >= min_age
+}
+
+fn check_window(days: i32) -> Result<()> {
+    if (7..=30).contains(&days) {
+        Ok(())
+    } else {
+        Err(Error::Refused(format!("the pending window must be between 7 and 30 days, not {days}")))
+    }
+}
+
+/// A held lock, and the alias that broke a stale one before it, if any.
+#[derive(Debug)]
+struct Lock {
+    breaker: Option<String>,
+}
+
+impl KeySetState {
+    /// The set's lifetime policy, as its current (else previous) key records it.
+    #[must_use]
+    pub fn max_token_ttl(&self) -> Option<Duration> {
+        self.current.as_ref().and_then(SetKey::max_token_ttl).or_else(|| self.previous.as_ref()?.max_token_ttl())
+    }
+
+    /// The overlap a rotation waits for by default: [`default_min_overlap`] of the policy.
+    #[must_use]
+    pub fn min_overlap(&self) -> Duration {
+        default_min_overlap(self.max_token_ttl())
+    }
+}
+
+/// A set as `status` reports it.
+#[derive(Debug, Clone)]
+pub struct KeySetStatus {
+    /// The three aliases' keys.
+    pub state: KeySetState,
+    /// When the lock was taken, if an operation holds it (or died holding it).
+    pub lock: Option<SystemTime>,
+    /// The region asked.
+    pub region: Option<String>,
+}
+
+impl KeySetStatus {
+    /// When the next rotation may retire `previous` without force: its demotion plus the
+    /// overlap. `None` when there is no previous key, or it has no demotion time.
+    #[must_use]
+    pub fn previous_retirable_at(&self) -> Option<SystemTime> {
+        let previous = self.state.previous.as_ref()?;
+        Some(previous.demoted_at()? + self.state.min_overlap())
+    }
+
+    /// The status as JSON: `set`, `region`, `policy`, `keys` (one per alias), `lock`,
+    /// `previous_retirable_at`.
+    #[must_use]
+    pub fn to_json(&self) -> Value {
+        let s = &self.state;
+        let keys: Vec<Value> =
+            [(s.name.current(), &s.current), (s.name.previous(), &s.previous), (s.name.next(), &s.next)]
+                .iter()
+                .filter_map(|(alias, key)| key.as_ref().map(|k| k.status(alias)))
+                .collect();
+        json!({
+            "set": s.name.name(),
+            "region": self.region,
+            "policy": {
+                "max_token_ttl": s.max_token_ttl().map(|d| humantime::format_duration(d).to_string()),
+                "min_overlap": humantime::format_duration(s.min_overlap()).to_string(),
+            },
+            "keys": keys,
+            "lock": self.lock.map(|t| json!({ "alias": s.name.lock(), "taken_at": rfc3339(t) })),
+            "previous_retirable_at": self.previous_retirable_at().map(rfc3339),
+        })
     }
 }
 
@@ -467,6 +765,8 @@ pub struct ProvisionRequest {
     pub description: String,
     /// Extra tags.
     pub tags: Vec<(String, String)>,
+    /// The longest lifetime of a token signed by the set's keys ([`TAG_MAX_TOKEN_TTL`]).
+    pub max_token_ttl: Duration,
 }
 
 /// What `provision` found or made.
@@ -505,8 +805,11 @@ impl Provisioned {
 pub struct RotationPolicy {
     /// Deletion window for the retired key (7 to 30 days).
     pub pending_window_days: i32,
-    /// Minimum time a key stays `previous` before it may be retired.
-    pub min_overlap: Duration,
+    /// Minimum time a key stays `previous` before it may be retired; `None` for the set's
+    /// policy ([`KeySetState::min_overlap`]).
+    pub min_overlap: Option<Duration>,
+    /// Rotate only when the current key is at least this old (for schedules).
+    pub if_older_than: Option<Duration>,
     /// Retire even within the overlap.
     pub force: bool,
     /// Description of a newly created key.
@@ -551,13 +854,17 @@ pub struct RotationOutcome {
     pub state: KeySetState,
     /// Keys scheduled for deletion by this rotation.
     pub retired: Vec<SetKey>,
+    /// Whether this call rotated (false: the current key was younger than `if_older_than`).
+    pub rotated: bool,
 }
 
 impl RotationOutcome {
-    /// `{"current":{...},"previous":{...},"retired":[...]}` with key id and kid per key.
+    /// `{"rotated":true,"current":{...},"previous":{...},"retired":[...]}` with key id and kid
+    /// per key.
     #[must_use]
     pub fn to_json(&self) -> Value {
         json!({
+            "rotated": self.rotated,
             "current": self.state.current.as_ref().map(SetKey::summary),
             "previous": self.state.previous.as_ref().map(SetKey::summary),
             "retired": self.retired.iter().map(SetKey::summary).collect::<Vec<_>>(),

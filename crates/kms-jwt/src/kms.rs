@@ -39,6 +39,10 @@ pub struct KmsOptions {
     pub static_credentials: Option<(String, String)>,
 }
 
+/// Tag with the longest token lifetime the key may sign (a duration such as `1h`): the key
+/// set's lifetime policy, which [`KmsSigner`] enforces and rotation's overlap is derived from.
+pub const TAG_MAX_TOKEN_TTL: &str = "kms-jwt:max-token-ttl";
+
 /// The operation timeout [`KmsOptions`] and [`KmsClient`] set when none is given.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 /// The attempt timeout [`KmsOptions`] and [`KmsClient`] set when none is given.
@@ -206,6 +210,30 @@ impl KmsClient {
     }
 }
 
+impl KmsClient {
+    /// The key's lifetime policy ([`TAG_MAX_TOKEN_TTL`]), if it has one. A key whose tags
+    /// these credentials may not read signs without one: the policy guards against mistakes,
+    /// and whoever may call `kms:Sign` could sign any token anyway.
+    pub async fn max_token_lifetime(&self, key_arn: &str) -> Result<Option<Duration>> {
+        let tags = match self.sdk.list_resource_tags().key_id(key_arn).send().await {
+            Ok(tags) => tags,
+            Err(e) => {
+                return match self.error(e, key_arn) {
+                    Error::AccessDenied { message, .. } => {
+                        tracing::warn!(key = key_arn, %message, "cannot read the key's tags; no lifetime policy");
+                        Ok(None)
+                    }
+                    other => Err(other),
+                };
+            }
+        };
+        let Some(tag) = tags.tags().iter().find(|t| t.tag_key() == TAG_MAX_TOKEN_TTL) else { return Ok(None) };
+        humantime::parse_duration(tag.tag_value()).map(Some).map_err(|e| {
+            Error::InvalidResponse(format!("key {key_arn} has tag {TAG_MAX_TOKEN_TTL}={:?}: {e}", tag.tag_value()))
+        })
+    }
+}
+
 /// Turns an SDK error into the crate's typed error, keeping it as the source.
 fn map_sdk_error<E, R>(err: SdkError<E, R>, key: &str, ctx: ErrorContext) -> Error
 where
@@ -328,6 +356,7 @@ pub struct KmsSigner {
     kms: KmsClient,
     info: KeyInfo,
     alg: Algorithm,
+    max_token_lifetime: Option<Duration>,
 }
 
 /// Options of a [`KmsSigner`], given once: [`KmsSigner::builder`].
@@ -346,11 +375,12 @@ impl KmsSignerBuilder {
         self
     }
 
-    /// Resolves the key (two KMS calls) and returns the signer.
+    /// Resolves the key and reads its lifetime policy (three KMS calls) and returns the signer.
     pub async fn build(self) -> Result<KmsSigner> {
         let info = self.kms.describe_signing_key(&self.key).await?;
         let alg = info.algorithm(self.alg)?;
-        Ok(KmsSigner { kms: self.kms, info, alg })
+        let max_token_lifetime = self.kms.max_token_lifetime(&info.arn).await?;
+        Ok(KmsSigner { kms: self.kms, info, alg, max_token_lifetime })
     }
 }
 
@@ -418,6 +448,10 @@ impl Signer for KmsSigner {
 
     fn sign_digest<'a>(&'a self, digest: &'a aws_lc_rs::digest::Digest) -> SignatureFuture<'a> {
         Box::pin(self.sign(digest))
+    }
+
+    fn max_token_lifetime(&self) -> Option<Duration> {
+        self.max_token_lifetime
     }
 }
 

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lc_rs::digest::Digest;
 use aws_lc_rs::encoding::AsDer as _;
@@ -37,6 +38,13 @@ pub trait Signer: Send + Sync {
     /// Signs `digest`, which was computed with `self.algorithm().digest()` over the JWS
     /// signing input.
     fn sign_digest<'a>(&'a self, digest: &'a Digest) -> SignatureFuture<'a>;
+
+    /// The longest lifetime (`exp` minus now) a token signed with this key may have, if the
+    /// key has such a policy. [`crate::JwtSigner`] refuses longer tokens, and tokens without
+    /// `exp`, before it asks for a signature.
+    fn max_token_lifetime(&self) -> Option<Duration> {
+        None
+    }
 }
 
 macro_rules! forward_signer {
@@ -52,6 +60,10 @@ macro_rules! forward_signer {
 
             fn sign_digest<'a>(&'a self, digest: &'a Digest) -> SignatureFuture<'a> {
                 (**self).sign_digest(digest)
+            }
+
+            fn max_token_lifetime(&self) -> Option<Duration> {
+                (**self).max_token_lifetime()
             }
         }
     )*};

@@ -8,16 +8,15 @@ use kms_jwt_test_support as support;
 use std::time::Duration;
 
 use aws_sdk_kms::Client;
-use kms_jwt::keyset::{KeySetName, KeySets, ProvisionRequest, RotationPolicy, TAG_KEY_SET, TAG_KID};
+use kms_jwt::keyset::{KeySetName, KeySets, ProvisionRequest, RotationPolicy, TAG_KEY_SET, TAG_KID, TAG_MAX_TOKEN_TTL};
 use kms_jwt::kms::KmsSigner;
 use kms_jwt::{Claims, Error, JwtSigner, TokenError, Verifier};
-
-const FAR_FUTURE: i64 = 4_102_444_800;
 
 fn policy(force: bool) -> RotationPolicy {
     RotationPolicy {
         pending_window_days: 7,
-        min_overlap: Duration::from_secs(24 * 3600),
+        min_overlap: Some(Duration::from_secs(24 * 3600)),
+        if_older_than: None,
         force,
         description: "test".into(),
     }
@@ -34,7 +33,7 @@ async fn target(client: &Client, alias: &str) -> Option<String> {
 
 async fn sign(name: &KeySetName) -> String {
     let signer = JwtSigner::new(KmsSigner::new(&support::kms().await, &name.current()).await.unwrap()).unwrap();
-    signer.sign(&Claims::new().subject("s").expires_at(FAR_FUTURE)).await.unwrap()
+    signer.sign(&Claims::new().subject("s").expires_at(kms_jwt::claims::now() + 600)).await.unwrap()
 }
 
 #[tokio::test]
@@ -46,6 +45,7 @@ async fn provision_is_idempotent_and_tags_the_key() {
         key_spec: "RSA_2048".into(),
         description: "d".into(),
         tags: vec![("team".into(), "auth".into())],
+        max_token_ttl: Duration::from_secs(2 * 3600),
     };
     let first = sets.provision(&req).await.unwrap();
     let second = sets.provision(&req).await.unwrap();
@@ -58,6 +58,7 @@ async fn provision_is_idempotent_and_tags_the_key() {
     assert_eq!(tags[TAG_KEY_SET], name.name());
     assert_eq!(tags[TAG_KID], first.kid);
     assert_eq!(tags["team"], "auth");
+    assert_eq!(tags[TAG_MAX_TOKEN_TTL], "2h");
     assert!(state.previous.is_none() && state.next.is_none());
 }
 

@@ -6,7 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use hcl::{Block, Body, Expression};
-use kms_jwt::keyset::{DEFAULT_KEY_SPEC, KEY_USAGE, KeySetName, ROTATE_KEY_ACTIONS, TAG_CREATED_AT, TAG_KEY_SET};
+use kms_jwt::keyset::{
+    DEFAULT_KEY_SPEC, DEFAULT_MAX_TOKEN_TTL, KEY_USAGE, KeySetName, ROTATE_ACCOUNT_ACTIONS, ROTATE_KEY_ACTIONS,
+    TAG_CREATED_AT, TAG_KEY_SET, TAG_MAX_TOKEN_TTL,
+};
 
 fn infra() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra")
@@ -61,6 +64,10 @@ fn the_module_matches_the_library() {
     let variables = parse(&module.join("variables.tf"));
     let main = parse(&module.join("main.tf"));
 
+    let ttl = block(&variables, "variable", &["max_token_ttl"]);
+    let Expression::String(ttl) = attr(ttl.body(), "default") else { panic!("max_token_ttl default is not a string") };
+    assert_eq!(humantime_secs(ttl), DEFAULT_MAX_TOKEN_TTL.as_secs(), "the module's default lifetime is the library's");
+
     let key_spec = block(&variables, "variable", &["key_spec"]);
     assert_eq!(attr(key_spec.body(), "default"), &Expression::String(DEFAULT_KEY_SPEC.into()));
 
@@ -70,7 +77,7 @@ fn the_module_matches_the_library() {
 
     let locals = block(&main, "locals", &[]);
     let tags = source(attr(locals.body(), "tags"));
-    for tag in [TAG_KEY_SET, TAG_CREATED_AT] {
+    for tag in [TAG_KEY_SET, TAG_CREATED_AT, TAG_MAX_TOKEN_TTL] {
         assert!(tags.contains(&format!("\"{tag}\"")), "module tags {tags} lack {tag}");
     }
     // alias/NAME, alias/NAME/previous, alias/NAME/next, spelled as the library spells them.
@@ -104,4 +111,39 @@ fn the_module_matches_the_library() {
     granted.sort();
     expected.sort();
     assert_eq!(granted, expected);
+
+    // The rotator's IAM policy: the account-level actions, and the key-level ones on the set's keys.
+    let rotator = block(&main, "data", &["aws_iam_policy_document", "rotator"]);
+    let actions_of = |sid: &str| -> Vec<String> {
+        let statement = rotator
+            .body()
+            .blocks()
+            .find(|b| b.identifier() == "statement" && source(attr(b.body(), "sid")).trim_matches('"') == sid)
+            .unwrap_or_else(|| panic!("no statement {sid}"));
+        let Expression::Array(actions) = attr(statement.body(), "actions") else { panic!("{sid}: actions") };
+        let mut actions: Vec<String> = actions.iter().map(|a| source(a).trim_matches('"').to_owned()).collect();
+        actions.sort();
+        actions
+    };
+    let mut account = actions_of("CreateTaggedKeys");
+    account.extend(actions_of("FindTheLocksAge"));
+    account.sort();
+    let mut expected_account: Vec<String> = ROTATE_ACCOUNT_ACTIONS.iter().map(|a| (*a).to_owned()).collect();
+    expected_account.sort();
+    assert_eq!(account, expected_account);
+    assert_eq!(actions_of("ManageTheSetsKeys"), expected);
+}
+
+/// Seconds in a Terraform duration such as "1h" (the module's validation allows s, m, h, d).
+fn humantime_secs(text: &str) -> u64 {
+    let (number, unit) = text.split_at(text.len() - 1);
+    let number: u64 = number.parse().unwrap();
+    number
+        * match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            other => panic!("unit {other}"),
+        }
 }

@@ -20,11 +20,13 @@ locals {
 
   account_root = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
   key_arns     = "arn:${data.aws_partition.current.partition}:kms:*:${data.aws_caller_identity.current.account_id}:key/*"
-  alias_arns   = [for a in local.set_aliases : "arn:${data.aws_partition.current.partition}:kms:*:${data.aws_caller_identity.current.account_id}:${a}"]
+  # The set's aliases, its lock, and the aliases that break a stale lock (alias/NAME/lock-<time>).
+  alias_arns = [for a in concat(local.set_aliases, ["${local.alias_name}/lock", "${local.alias_name}/lock-*"]) : "arn:${data.aws_partition.current.partition}:kms:*:${data.aws_caller_identity.current.account_id}:${a}"]
 
   tags = merge(var.tags, {
-    "kms-jwt:key-set"    = var.name
-    "kms-jwt:created-at" = time_static.created.rfc3339
+    "kms-jwt:key-set"       = var.name
+    "kms-jwt:created-at"    = time_static.created.rfc3339
+    "kms-jwt:max-token-ttl" = var.max_token_ttl
   })
 }
 
@@ -83,7 +85,8 @@ data "aws_iam_policy_document" "key" {
     for_each = length(var.signer_principals) > 0 ? [1] : []
     content {
       sid       = "ReadPublicKey"
-      actions   = ["kms:GetPublicKey", "kms:DescribeKey"]
+      # ListResourceTags: the signer reads the set's lifetime policy (kms-jwt:max-token-ttl).
+      actions   = ["kms:GetPublicKey", "kms:DescribeKey", "kms:ListResourceTags"]
       resources = ["*"]
       principals {
         type        = "AWS"
@@ -114,7 +117,7 @@ resource "aws_kms_key" "this" {
   description              = var.description
   key_usage                = "SIGN_VERIFY"
   customer_master_key_spec = var.key_spec
-  # KMS cannot rotate asymmetric keys; `cargo xtask rotate` rotates through the aliases.
+  # KMS cannot rotate asymmetric keys; `kms-jwt keyset rotate` rotates through the aliases.
   enable_key_rotation     = false
   deletion_window_in_days = var.deletion_window_in_days
   policy                  = data.aws_iam_policy_document.key.json
@@ -126,7 +129,7 @@ resource "aws_kms_alias" "this" {
   target_key_id = aws_kms_key.this.key_id
 
   lifecycle {
-    # `cargo xtask rotate` moves this alias to each new key; Terraform must not move it back.
+    # `kms-jwt keyset rotate` moves this alias to each new key; Terraform must not move it back.
     ignore_changes = [target_key_id]
   }
 }
@@ -154,8 +157,9 @@ data "aws_iam_policy_document" "signer" {
   }
 
   statement {
-    sid       = "ReadTheSetsPublicKeys"
-    actions   = ["kms:GetPublicKey", "kms:DescribeKey"]
+    sid = "ReadTheSetsPublicKeys"
+    # ListResourceTags: the signer reads the set's lifetime policy (kms-jwt:max-token-ttl).
+    actions   = ["kms:GetPublicKey", "kms:DescribeKey", "kms:ListResourceTags"]
     resources = [local.key_arns]
     condition {
       test     = "ForAnyValue:StringEquals"
@@ -186,6 +190,14 @@ data "aws_iam_policy_document" "rotator" {
       variable = "aws:ResourceTag/kms-jwt:key-set"
       values   = [var.name]
     }
+  }
+
+  statement {
+    sid = "FindTheLocksAge"
+    # ListAliases names no key (IAM only): rotation reads when alias/NAME/lock was taken, to
+    # break a lock left by a run that died.
+    actions   = ["kms:ListAliases"]
+    resources = ["*"]
   }
 
   statement {

@@ -29,6 +29,6 @@ output "signer_policy_json" {
 }
 
 output "rotator_policy_json" {
-  description = "IAM policy for the principal that runs `cargo xtask rotate`: create tagged keys, manage the set's keys and aliases."
+  description = "IAM policy for the principal that runs `kms-jwt keyset rotate`: create tagged keys, manage the set's keys and aliases."
   value       = data.aws_iam_policy_document.rotator.json
 }

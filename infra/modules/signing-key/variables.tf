@@ -1,5 +1,5 @@
 variable "name" {
-  description = "Key set name: the key is published as alias/NAME, and `cargo xtask rotate` adds alias/NAME/previous and alias/NAME/next."
+  description = "Key set name: the key is published as alias/NAME, and `kms-jwt keyset rotate` adds alias/NAME/previous and alias/NAME/next."
   type        = string
 
   validation {
@@ -30,6 +30,17 @@ variable "signing_algorithms" {
   }
 }
 
+variable "max_token_ttl" {
+  description = "Longest lifetime of a token the set's keys sign (tag kms-jwt:max-token-ttl, as `kms-jwt keyset provision --max-token-ttl` writes it): the signer refuses longer tokens, and rotation's default overlap is this plus the JWKS cache age (5m) plus clock skew (60s)."
+  type        = string
+  default     = "1h"
+
+  validation {
+    condition     = can(regex("^[0-9]+(s|m|h|d)$", var.max_token_ttl))
+    error_message = "The max_token_ttl must be a whole number of seconds, minutes, hours or days, such as 15m or 1h."
+  }
+}
+
 variable "description" {
   description = "Description of the KMS key."
   type        = string
@@ -54,19 +65,19 @@ variable "admin_principals" {
 }
 
 variable "signer_principals" {
-  description = "IAM principal ARNs that sign tokens: kms:Sign (limited to signing_algorithms), kms:GetPublicKey and kms:DescribeKey."
+  description = "IAM principal ARNs that sign tokens: kms:Sign (limited to signing_algorithms), kms:GetPublicKey, kms:DescribeKey and kms:ListResourceTags (the lifetime policy)."
   type        = list(string)
   default     = []
 }
 
 variable "rotator_principals" {
-  description = "IAM principal ARNs that run `cargo xtask rotate`: describe, read tags, tag, move the set's aliases and schedule the retired key's deletion. They also need kms:CreateKey in IAM (see rotator_policy_json)."
+  description = "IAM principal ARNs that run `kms-jwt keyset rotate`: describe, read tags, tag, move the set's aliases and schedule the retired key's deletion. They also need kms:CreateKey and kms:ListAliases in IAM (see rotator_policy_json)."
   type        = list(string)
   default     = []
 }
 
 variable "tags" {
-  description = "Extra tags for the key. The kms-jwt:key-set and kms-jwt:created-at tags are always set, as `cargo xtask provision` sets them."
+  description = "Extra tags for the key. The kms-jwt:key-set and kms-jwt:created-at tags are always set, as `kms-jwt keyset provision` sets them."
   type        = map(string)
   default     = {}
 }
