@@ -46,10 +46,11 @@ async fn flow(kms: &KmsOptions) -> Result<()> {
     }
 
     crate::step(
-        "2. sign {\"sub\":\"test-user\",\"iss\":\"my-lambda\",\"exp\":1911744000} with KMS Sign; the private key never leaves KMS",
+        "2. sign {\"sub\":\"test-user\",\"iss\":\"my-lambda\"} for 15 minutes with KMS Sign; the private key never leaves KMS \
+         (the set refuses tokens that outlive its max token TTL, 1h)",
     );
     let signer = JwtSigner::new(KmsSigner::new(&client, &name.current()).await?)?;
-    let claims = Claims::new().subject("test-user").issuer("my-lambda").expires_at(1_911_744_000);
+    let claims = Claims::new().subject("test-user").issuer("my-lambda").expires_at(kms_jwt::claims::now() + 15 * 60);
     let token = signer.sign(&claims).await?;
     let mut parts = token.split('.');
     let (header, payload, signature) =
