@@ -177,6 +177,11 @@ pub enum Error {
     #[error("{0}")]
     Refused(String),
 
+    /// An error that several callers waited for and share (a [`crate::TokenCache`] mint):
+    /// the error itself is inside.
+    #[error(transparent)]
+    Shared(std::sync::Arc<Error>),
+
     /// Configuration of the AWS client (region, profile, endpoint) is unusable.
     #[error("aws configuration: {0}")]
     Config(String),
