@@ -5,13 +5,16 @@
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use clap::{Parser, Subcommand};
-use futures_util::StreamExt as _;
-use kms_jwt::{Algorithm, Claims, Jwks, JwtSigner, LocalSigner, PublicKey, b64};
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use kms_jwt::{Algorithm, Claims, Jwks, JwtSigner, LocalSigner, PublicKey, Signer, TokenCache, Verifier, b64};
 
 #[derive(Parser)]
 struct Args {
@@ -29,6 +32,148 @@ enum Command {
     VerifyJsonwebtoken { tokens: PathBuf, jwks: PathBuf },
     /// Sign COUNT SHA-256 digests with KMS Sign, CONCURRENCY at a time, with one SDK client
     SignSdk { endpoint: String, key_arn: String, count: usize, concurrency: usize },
+    /// Write COUNT tokens alternating between two fresh local keys, and their JWKS, into DIR
+    TokensMixed { alg: Algorithm, count: usize, dir: PathBuf },
+    /// Verify every token in THREADS threads through one Verifier (or a clone per thread);
+    /// prints tokens per second of the verification alone (tokens are read first)
+    VerifyThreads {
+        tokens: PathBuf,
+        jwks: PathBuf,
+        threads: usize,
+        #[arg(long)]
+        clones: bool,
+    },
+    /// Mints through a `TokenCache` (or straight through the signer) in front of a KMS made
+    /// 50 ms slower; prints latency percentiles and Sign calls as JSON
+    CacheLatency {
+        endpoint: String,
+        key_arn: String,
+        #[arg(long)]
+        cached: bool,
+    },
+}
+
+/// KMS made slow: every signature waits this long first (as a region away, or a loaded KMS).
+const KMS_DELAY: Duration = Duration::from_millis(50);
+
+/// A signer in front of another that delays each signature by [`KMS_DELAY`] and counts them.
+struct Slow<S> {
+    inner: S,
+    calls: AtomicUsize,
+}
+
+impl<S: Signer> Signer for Slow<S> {
+    fn algorithm(&self) -> Algorithm {
+        self.inner.algorithm()
+    }
+    fn public_key(&self) -> &PublicKey {
+        self.inner.public_key()
+    }
+    fn sign_digest<'a>(&'a self, digest: &'a aws_lc_rs::digest::Digest) -> kms_jwt::signer::SignatureFuture<'a> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        Box::pin(async move {
+            tokio::time::sleep(KMS_DELAY).await;
+            self.inner.sign_digest(digest).await
+        })
+    }
+}
+
+const CACHE_CLAIM_SETS: usize = 100;
+const CACHE_MINTS: usize = 10_000;
+const CACHE_CONCURRENCY: usize = 32;
+/// Cache settings for the latency run: short enough that tokens are refreshed several times.
+const CACHE_TTL: Duration = Duration::from_secs(4);
+const CACHE_MARGIN: Duration = Duration::from_secs(1);
+/// The pause between one worker's mints, so that the run spans several refresh cycles.
+const CACHE_PACE: Duration = Duration::from_millis(18);
+
+async fn cache_latency(endpoint: String, key_arn: String, cached: bool) -> Result<()> {
+    let kms = kms_jwt::kms::KmsOptions::endpoint(endpoint, "us-east-1").connect().await?;
+    let slow =
+        Arc::new(Slow { inner: kms_jwt::kms::KmsSigner::new(&kms, &key_arn).await?, calls: AtomicUsize::new(0) });
+    let signer = JwtSigner::new(slow.clone())?;
+    let claims: Vec<Claims> =
+        (0..CACHE_CLAIM_SETS).map(|i| Claims::new().subject(format!("svc-{i}")).audience("api")).collect();
+    let cache = TokenCache::new(JwtSigner::new(slow.clone())?, CACHE_TTL, CACHE_MARGIN, 1024);
+    let mint = |i: usize| {
+        let (cache, signer, claims) = (cache.clone(), &signer, &claims[i % CACHE_CLAIM_SETS]);
+        async move {
+            let started = Instant::now();
+            if cached {
+                cache.token(claims).await?;
+            } else {
+                let exp = kms_jwt::claims::now() + 60;
+                signer.sign(&claims.clone().expires_at(exp)).await?;
+            }
+            Ok::<_, kms_jwt::Error>(started.elapsed())
+        }
+    };
+    if cached {
+        // Warm-up: every claims set once.
+        futures_util::stream::iter(0..CACHE_CLAIM_SETS)
+            .map(mint)
+            .buffer_unordered(CACHE_CONCURRENCY)
+            .try_collect::<Vec<_>>()
+            .await?;
+    }
+    let warm_calls = slow.calls.load(Ordering::Relaxed);
+    let started = Instant::now();
+    let mut latencies: Vec<Duration> = futures_util::stream::iter(0..CACHE_MINTS)
+        .map(|i| {
+            let mint = mint(i);
+            async move {
+                let latency = mint.await?;
+                if cached {
+                    tokio::time::sleep(CACHE_PACE).await;
+                }
+                Ok::<_, kms_jwt::Error>(latency)
+            }
+        })
+        .buffer_unordered(CACHE_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)].as_secs_f64() * 1e3;
+    // A token is refreshed when it is (ttl - 2 margins) old: that many refresh cycles fit the run.
+    let cycle = CACHE_TTL.saturating_sub(2 * CACHE_MARGIN).as_millis().max(1);
+    let cycles = 1 + usize::try_from(elapsed.as_millis() / cycle).unwrap_or(usize::MAX);
+    let calls = slow.calls.load(Ordering::Relaxed);
+    let out = serde_json::json!({
+        "mints": CACHE_MINTS, "p50_ms": pct(50), "p99_ms": pct(99), "max_ms": pct(100),
+        "sign_calls": calls, "warm_up_calls": warm_calls, "elapsed_s": elapsed.as_secs_f64(),
+        "expected_calls": CACHE_CLAIM_SETS * cycles,
+    });
+    writeln!(std::io::stdout().lock(), "{out}")?;
+    Ok(())
+}
+
+fn verify_threads(tokens: &PathBuf, jwks: &PathBuf, threads: usize, clones: bool) -> Result<()> {
+    let tokens: Vec<String> = lines(tokens)?.collect();
+    let verifier = Verifier::from_jwks(&Jwks::parse(&std::fs::read(jwks)?)?, None)?;
+    let started = Instant::now();
+    let valid: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let own = clones.then(|| verifier.clone());
+                let (verifier, tokens) = (&verifier, &tokens);
+                scope.spawn(move || {
+                    let verifier = own.as_ref().unwrap_or(verifier);
+                    tokens
+                        .iter()
+                        .skip(t)
+                        .step_by(threads)
+                        .filter(|token| verifier.verify_payload(token).is_ok())
+                        .count()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+    });
+    let rate = tokens.len() as f64 / started.elapsed().as_secs_f64();
+    anyhow::ensure!(valid == tokens.len(), "only {valid} of {} tokens verified", tokens.len());
+    writeln!(std::io::stdout().lock(), "{}", serde_json::json!({ "tokens_per_sec": rate }))?;
+    Ok(())
 }
 
 fn lines(path: &PathBuf) -> Result<impl Iterator<Item = String>> {
@@ -46,7 +191,7 @@ fn report(valid: usize) -> Result<()> {
     Ok(())
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> Result<()> {
     match Args::parse().command {
         Command::Tokens { alg, count, dir } => {
@@ -90,6 +235,20 @@ async fn main() -> Result<()> {
             }
             report(valid)
         }
+        Command::TokensMixed { alg, count, dir } => {
+            let signers = [JwtSigner::new(LocalSigner::generate(alg)?)?, JwtSigner::new(LocalSigner::generate(alg)?)?];
+            std::fs::create_dir_all(&dir)?;
+            let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("tokens.txt"))?);
+            for i in 0..count {
+                let claims = Claims::new().subject(format!("user-{i}")).issuer("bench").expires_at(4_102_444_800);
+                writeln!(out, "{}", signers[i % 2].sign(&claims).await?)?;
+            }
+            let jwks = Jwks { keys: signers.iter().map(JwtSigner::jwk).collect() };
+            std::fs::write(dir.join("jwks.json"), jwks.to_json().to_string())?;
+            Ok(())
+        }
+        Command::VerifyThreads { tokens, jwks, threads, clones } => verify_threads(&tokens, &jwks, threads, clones),
+        Command::CacheLatency { endpoint, key_arn, cached } => cache_latency(endpoint, key_arn, cached).await,
         Command::SignSdk { endpoint, key_arn, count, concurrency } => {
             let client = kms_jwt::kms::KmsOptions::endpoint(endpoint, "us-east-1").connect().await?.sdk().clone();
             let signed = futures_util::stream::iter(0..count)

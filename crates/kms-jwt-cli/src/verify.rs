@@ -8,7 +8,7 @@ use clap::{ArgGroup, Args};
 use kms_jwt::kms::KmsOptions;
 use kms_jwt::{Algorithm, Jwks, TokenError, Verifier, VerifyingKey};
 
-use crate::input::{self, Line};
+use crate::input;
 
 /// Verify tokens; print the claims (exit 0) or the reason (exit 1)
 #[derive(Args)]
@@ -121,39 +121,118 @@ fn read_token_from_stdin() -> Result<Result<String, TokenError>> {
     }
 }
 
+/// Lines per unit of work: large enough that handing a chunk to a thread costs nothing beside
+/// verifying it, small enough that every core gets many.
+const CHUNK_LINES: usize = 512;
+
+/// `verify --batch` on every core. A reader hands out chunks of lines, the workers verify them
+/// through the one shared `Verifier` (no lock), and this thread writes the results in input
+/// order. At most a few chunks per worker are in flight, so memory stays bounded whatever the
+/// input's length.
 fn batch(verifier: &Verifier, path: &str) -> Result<ExitCode> {
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let mut reader = input::open(path)?;
     let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
-    let mut buf = Vec::new();
-    let mut all_valid = true;
-    while let Some(line) =
-        input::next_line(&mut *reader, &mut buf, input::MAX_LINE).with_context(|| format!("cannot read {path}"))?
-    {
-        let result = match line {
-            Line::Text(token) => verifier.verify_payload(token.trim_end()),
-            Line::TooLong(len) => Err(TokenError::TooLong { len, max: input::MAX_LINE }),
-            Line::NotUtf8 => Err(TokenError::NotText),
-        };
-        match result {
-            Ok(payload) => {
-                out.write_all(b"{\"valid\":true,\"claims\":")?;
-                // The payload is a JSON object the verifier checked strictly; unless it spans
-                // lines, it is already the claims' JSON: no need to parse and serialise it.
-                if payload.iter().any(|&b| b == b'\n' || b == b'\r') {
-                    serde_json::to_writer(&mut out, &serde_json::from_slice::<serde_json::Value>(&payload)?)?;
-                } else {
-                    out.write_all(&payload)?;
+    let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Line>)>(workers);
+    let work_rx = std::sync::Mutex::new(work_rx);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<(usize, Vec<u8>, bool)>();
+    // One permit per chunk in flight; the writer returns it once the chunk is written.
+    let (permit_tx, permit_rx) = std::sync::mpsc::sync_channel::<()>(4 * workers);
+    std::thread::scope(|scope| -> Result<ExitCode> {
+        for _ in 0..workers {
+            let (work_rx, done_tx) = (&work_rx, done_tx.clone());
+            scope.spawn(move || {
+                loop {
+                    let next = work_rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+                    let Ok((seq, lines)) = next else { break };
+                    let mut text = Vec::with_capacity(lines.len() * 160);
+                    let mut all_valid = true;
+                    for line in &lines {
+                        all_valid &= verify_line(verifier, line, &mut text);
+                    }
+                    if done_tx.send((seq, text, all_valid)).is_err() {
+                        break;
+                    }
                 }
-                out.write_all(b"}\n")?;
+            });
+        }
+        drop(done_tx);
+        let reading = scope.spawn(move || -> Result<()> {
+            let mut buf = Vec::new();
+            for seq in 0.. {
+                let mut lines = Vec::with_capacity(CHUNK_LINES);
+                while lines.len() < CHUNK_LINES {
+                    let line = input::next_line(&mut *reader, &mut buf, input::MAX_LINE)
+                        .with_context(|| format!("cannot read {path}"))?;
+                    let Some(line) = line else { break };
+                    lines.push(match line {
+                        input::Line::Text(text) => Line::Text(text.to_owned()),
+                        input::Line::TooLong(len) => Line::TooLong(len),
+                        input::Line::NotUtf8 => Line::NotUtf8,
+                    });
+                }
+                if lines.is_empty() || permit_tx.send(()).is_err() || work_tx.send((seq, lines)).is_err() {
+                    break;
+                }
             }
-            Err(reason) => {
-                all_valid = false;
-                out.write_all(b"{\"valid\":false,\"error\":")?;
-                serde_json::to_writer(&mut out, &reason.to_string())?;
-                out.write_all(b"}\n")?;
+            Ok(())
+        });
+        // The writer owns the receiving ends: when it stops (done, or stdout closed), they drop,
+        // and the reader and the workers see closed channels and stop too.
+        let written = (move || -> Result<bool> {
+            let mut pending = std::collections::BTreeMap::new();
+            let (mut next, mut all_valid) = (0, true);
+            for (seq, text, valid) in done_rx {
+                pending.insert(seq, (text, valid));
+                while let Some((text, valid)) = pending.remove(&next) {
+                    out.write_all(&text)?;
+                    all_valid &= valid;
+                    next += 1;
+                    let _ = permit_rx.recv();
+                }
             }
+            out.flush()?;
+            Ok(all_valid)
+        })();
+        reading.join().map_err(|_| anyhow::anyhow!("the batch reader panicked"))??;
+        let all_valid = written?;
+        Ok(if all_valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    })
+}
+
+/// A batch line, owned so that it can travel to a worker.
+enum Line {
+    Text(String),
+    TooLong(usize),
+    NotUtf8,
+}
+
+/// Appends one JSON result line for `line` to `out`; returns whether the token is valid.
+fn verify_line(verifier: &Verifier, line: &Line, out: &mut Vec<u8>) -> bool {
+    let result = match line {
+        Line::Text(token) => verifier.verify_payload(token.trim_end()),
+        Line::TooLong(len) => Err(TokenError::TooLong { len: *len, max: input::MAX_LINE }),
+        Line::NotUtf8 => Err(TokenError::NotText),
+    };
+    match result {
+        Ok(payload) => {
+            out.extend_from_slice(b"{\"valid\":true,\"claims\":");
+            // The payload is a JSON object the verifier checked strictly; unless it spans
+            // lines, it is already the claims' JSON: no need to parse and serialise it.
+            if payload.iter().any(|&b| b == b'\n' || b == b'\r') {
+                let value: serde_json::Value = serde_json::from_slice(&payload).unwrap_or_default();
+                let _ = serde_json::to_writer(&mut *out, &value);
+            } else {
+                out.extend_from_slice(&payload);
+            }
+            out.extend_from_slice(b"}\n");
+            true
+        }
+        Err(reason) => {
+            out.extend_from_slice(b"{\"valid\":false,\"error\":");
+            let _ = serde_json::to_writer(&mut *out, &reason.to_string());
+            out.extend_from_slice(b"}\n");
+            false
         }
     }
-    out.flush()?;
-    Ok(if all_valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
