@@ -6,7 +6,7 @@ cache=${KMS_JWT_CACHE:-$HOME/.cache/kms-jwt}
 say() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
 
 python_for_venv() {
-  # LocalStack 2026.3 needs Python 3.12 or 3.13; pyenv has them but not as the default, and
+  # The pinned LocalStack runs on Python 3.12 or 3.13; pyenv has them but not as the default, and
   # the pyenv shim for python3.13 refuses to run, so take the interpreter by path.
   local root candidates py
   root=$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")
@@ -34,4 +34,12 @@ venv_for() {
     touch "$venv/.complete"
   fi
   echo "$venv"
+}
+
+# The one LocalStack pin: the localstack-core version in localstack-requirements.txt, which is
+# also the tag of the image (upstream, or built locally) that the container harness runs.
+localstack_tag() {
+  local dir
+  dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  sed -n 's/^localstack-core==//Ip' "$dir/localstack-requirements.txt"
 }

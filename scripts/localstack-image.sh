@@ -9,7 +9,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/containers.conf}
 
-tag=${LOCALSTACK_TAG:-2026.3.0}
+tag=$(localstack_tag)
 image="docker.io/localstack/localstack:$tag"
 requirements="$here/localstack-requirements.txt"
 hash=$(cat "$requirements" "$0" | sha256sum | cut -c1-12)
@@ -20,6 +20,10 @@ if podman image exists "$image" \
   exit 0
 fi
 
+if [ "$(id -u)" != 0 ]; then
+  say "building the image needs root (debootstrap, chroot); run as root, or use a Docker engine with the upstream image"
+  exit 1
+fi
 for tool in debootstrap podman; do
   command -v "$tool" >/dev/null || { say "$tool is missing: apt-get install -y podman runc debootstrap"; exit 1; }
 done

@@ -17,6 +17,10 @@ api_up() { curl -fsS --max-time 2 "http://127.0.0.1:$port/_ping" >/dev/null 2>&1
 case "${1:-}" in
   install)
     if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v debootstrap >/dev/null; then
+      if [ "$(id -u)" != 0 ]; then
+        say "podman, runc and debootstrap are missing; installing them needs root: sudo apt-get install -y podman runc debootstrap"
+        exit 1
+      fi
       say "installing podman, runc and debootstrap from Debian (once per machine)"
       apt-get update -qq >&2
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap >&2

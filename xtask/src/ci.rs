@@ -39,11 +39,11 @@ pub(crate) fn run() -> Result<()> {
 
     // Every test binary runs again, so that no suite that needs LocalStack can be left out of
     // this pass: the harness starts a container for each binary that asks for an endpoint.
-    step("every test binary again, LocalStack through testcontainers on Podman (image built locally)");
-    let podman = Podman::up()?;
+    step("every test binary again, LocalStack through testcontainers (a Docker engine, else Podman)");
+    let engine = Engine::up()?;
     let env = [
-        ("DOCKER_HOST", podman.docker_host.as_str()),
-        ("CONTAINERS_CONF", podman.containers_conf.as_str()),
+        ("DOCKER_HOST", engine.docker_host.as_str()),
+        ("CONTAINERS_CONF", engine.containers_conf.as_str()),
         ("KMS_JWT_TEST_PYTHON", python.as_str()),
         ("AWS_ACCESS_KEY_ID", "test"),
         ("AWS_SECRET_ACCESS_KEY", "test"),
@@ -54,30 +54,29 @@ pub(crate) fn run() -> Result<()> {
         &env,
         &["KMS_JWT_TEST_ENDPOINT", "AWS_ENDPOINT_URL"],
     )?;
-    drop(podman);
+    drop(engine);
     step("ci passed");
     Ok(())
 }
-/// The Podman API, with the locally built LocalStack image; stopped (and the tests'
-/// containers removed) on drop, also when a step fails.
-struct Podman {
+/// A Docker API for testcontainers: a Docker engine that answers, else Podman with the locally
+/// built LocalStack image (`scripts/container-engine.sh` says which); Podman and the tests'
+/// containers are stopped on drop, also when a step fails.
+struct Engine {
     docker_host: String,
     containers_conf: String,
 }
 
-impl Podman {
-    fn up() -> Result<Podman> {
-        script("podman.sh", &["install"])?;
-        script("localstack-image.sh", &[])?;
-        let docker_host = script("podman.sh", &["up"])?;
+impl Engine {
+    fn up() -> Result<Engine> {
+        let docker_host = script("container-engine.sh", &["up"])?;
         let containers_conf = crate::repo_root().join("scripts/containers.conf").display().to_string();
-        Ok(Podman { docker_host, containers_conf })
+        Ok(Engine { docker_host, containers_conf })
     }
 }
 
-impl Drop for Podman {
+impl Drop for Engine {
     fn drop(&mut self) {
-        let _ = script("podman.sh", &["down"]);
+        let _ = script("container-engine.sh", &["down"]);
     }
 }
 

@@ -16,8 +16,18 @@ use testcontainers::runners::SyncRunner as _;
 use testcontainers::{Container, ImageExt as _};
 use testcontainers_modules::localstack::LocalStack;
 
+/// The one LocalStack pin, `localstack-core==X` in `scripts/localstack-requirements.txt`: the
+/// process harness installs it, and the container harness runs the image with that tag.
+const REQUIREMENTS: &str = include_str!("../../../scripts/localstack-requirements.txt");
+
 /// The LocalStack image tag the container harness runs (the same pin as the process harness).
-pub const LOCALSTACK_TAG: &str = "2026.3.0";
+pub fn localstack_tag() -> &'static str {
+    REQUIREMENTS
+        .lines()
+        .find_map(|line| line.strip_prefix("localstack-core=="))
+        .map(str::trim)
+        .expect("scripts/localstack-requirements.txt pins localstack-core")
+}
 
 static ENDPOINT: OnceLock<String> = OnceLock::new();
 /// The container, kept for the life of the test process; `scripts/podman.sh down` (or the
@@ -54,12 +64,16 @@ pub fn endpoint() -> String {
 
 fn start_container() -> String {
     announce(&format!(
-        "testcontainers: starting localstack/localstack:{LOCALSTACK_TAG} via {}",
+        "testcontainers: starting localstack/localstack:{} via {}",
+        localstack_tag(),
         std::env::var("DOCKER_HOST").unwrap_or_else(|_| "/var/run/docker.sock".into())
     ));
-    let container = LocalStack::default()
-        .with_tag(LOCALSTACK_TAG)
-        .with_env_var("SERVICES", "kms")
+    let mut request = LocalStack::default().with_tag(localstack_tag()).with_env_var("SERVICES", "kms");
+    // Images newer than the pin need an account: pass the token through where there is one.
+    if let Ok(token) = std::env::var("LOCALSTACK_AUTH_TOKEN") {
+        request = request.with_env_var("LOCALSTACK_AUTH_TOKEN", token);
+    }
+    let container = request
         // Publish on loopback only, on a free port: safer on Docker, and the only binding
         // Podman 4.3's netavark forwards here (it never forwards a 0.0.0.0 binding).
         .with_host_config_modifier(|host| {
@@ -142,4 +156,21 @@ pub async fn keys_of_set(client: &Client, name: &kms_jwt::keyset::KeySetName) ->
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    /// One pin everywhere: the GitHub workflow's service containers run the image the
+    /// requirements file pins (the process, the local image and testcontainers read it there).
+    #[test]
+    fn the_workflow_runs_the_pinned_localstack() {
+        let workflow = include_str!("../../../.github/workflows/ci.yml");
+        let tags: Vec<&str> = workflow
+            .split("localstack/localstack:")
+            .skip(1)
+            .map(|rest| rest.split(|c: char| c.is_whitespace()).next().unwrap_or(""))
+            .collect();
+        assert!(tags.len() >= 2, "{tags:?}");
+        assert!(tags.iter().all(|tag| *tag == super::localstack_tag()), "{tags:?} vs {}", super::localstack_tag());
+    }
 }
