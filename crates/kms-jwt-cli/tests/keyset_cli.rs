@@ -28,11 +28,6 @@ fn race(cmds: Vec<Command>) -> Vec<Output> {
     children.into_iter().map(|c| c.wait_with_output().unwrap()).collect()
 }
 
-async fn target(alias: &str) -> Option<String> {
-    let client = support::client().await;
-    client.describe_key().key_id(alias).send().await.ok().map(|o| o.key_metadata.unwrap().key_id().to_owned())
-}
-
 /// Every enabled key tagged with the set has an alias; returns the enabled keys.
 async fn assert_no_stray_key(name: &KeySetName, context: &str) -> BTreeSet<String> {
     let enabled: BTreeSet<String> = support::keys_of_set(&support::client().await, name)
@@ -41,11 +36,14 @@ async fn assert_no_stray_key(name: &KeySetName, context: &str) -> BTreeSet<Strin
         .filter(|(_, state)| state == "Enabled")
         .map(|(id, _)| id)
         .collect();
-    let aliased: BTreeSet<String> =
-        [target(&name.current()).await, target(&name.previous()).await, target(&name.next()).await]
-            .into_iter()
-            .flatten()
-            .collect();
+    let aliased: BTreeSet<String> = [
+        support::alias_target(&name.current()).await,
+        support::alias_target(&name.previous()).await,
+        support::alias_target(&name.next()).await,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     assert!(enabled.is_subset(&aliased), "{context}: enabled keys {enabled:?}, aliased {aliased:?}");
     enabled
 }
@@ -61,7 +59,7 @@ async fn racing_rotations_take_effect_once_and_leave_nothing_behind() {
     let mut seen = std::collections::BTreeMap::<String, usize>::new();
     for (round, n) in [2, 3, 2, 3, 2, 3].into_iter().enumerate() {
         let (sets, name) = support::key_set("ECC_NIST_P256").await;
-        let old = target(&name.current()).await.unwrap();
+        let old = support::alias_target(&name.current()).await.unwrap();
         let signer = JwtSigner::new(KmsSigner::new(&support::kms().await, &name.current()).await.unwrap()).unwrap();
         let before =
             signer.sign(&Claims::new().subject("before").expires_at(kms_jwt::claims::now() + 600)).await.unwrap();
@@ -94,11 +92,15 @@ async fn racing_rotations_take_effect_once_and_leave_nothing_behind() {
             }
         }
         assert_eq!(rotated, 1, "round {round}: exactly one rotation takes effect");
-        let current = target(&name.current()).await.unwrap();
+        let current = support::alias_target(&name.current()).await.unwrap();
         assert_ne!(current, old, "round {round}");
-        assert_eq!(target(&name.previous()).await.unwrap(), old, "round {round}: the old current stays published");
-        assert_eq!(target(&name.next()).await, None, "round {round}: next is empty");
-        assert_eq!(target(&name.lock()).await, None, "round {round}: the lock is released");
+        assert_eq!(
+            support::alias_target(&name.previous()).await.unwrap(),
+            old,
+            "round {round}: the old current stays published"
+        );
+        assert_eq!(support::alias_target(&name.next()).await, None, "round {round}: next is empty");
+        assert_eq!(support::alias_target(&name.lock()).await, None, "round {round}: the lock is released");
         let enabled = assert_no_stray_key(&name, &format!("round {round}")).await;
         assert_eq!(enabled, BTreeSet::from([old.clone(), current]), "round {round}: one new key, no other");
         let verifier = Verifier::from_jwks(&sets.jwks(&name, None).await.unwrap(), None).unwrap();
@@ -135,9 +137,9 @@ async fn racing_provisions_make_one_set() {
             }
         }
         assert_eq!(created, 1, "round {round}");
-        let current = target(&name.current()).await.unwrap();
+        let current = support::alias_target(&name.current()).await.unwrap();
         assert_eq!(key_ids, BTreeSet::from([current.clone()]), "round {round}: every run reports the one set");
-        assert_eq!(target(&name.next()).await, None, "round {round}");
+        assert_eq!(support::alias_target(&name.next()).await, None, "round {round}");
         let enabled = assert_no_stray_key(&name, &format!("round {round}")).await;
         assert_eq!(enabled, BTreeSet::from([current]), "round {round}");
     }
@@ -181,7 +183,7 @@ async fn sets_made_before_the_policy_keep_todays_behaviour() {
     let (sets, name) = support::key_set("ECC_NIST_P256").await;
     // A set from before this change: no lifetime tag.
     let client = support::client().await;
-    let key = target(&name.current()).await.unwrap();
+    let key = support::alias_target(&name.current()).await.unwrap();
     client.untag_resource().key_id(&key).tag_keys(TAG_MAX_TOKEN_TTL).send().await.unwrap();
     let out = kms_jwt(&["sign", "--key", name.name(), "--ttl", "48h"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "no limit: {}", String::from_utf8_lossy(&out.stderr));
@@ -194,15 +196,15 @@ async fn sets_made_before_the_policy_keep_todays_behaviour() {
 #[tokio::test]
 async fn if_older_than_rotates_only_an_old_enough_key() {
     let (_, name) = support::key_set("ECC_NIST_P256").await;
-    let before = target(&name.current()).await.unwrap();
+    let before = support::alias_target(&name.current()).await.unwrap();
     let skipped =
         json(&kms_jwt(&["keyset", "rotate", "--key", name.name(), "--if-older-than", "90d"]).output().unwrap());
     assert_eq!(skipped["rotated"], false);
     assert_eq!(skipped["current"]["key_id"], before.as_str());
-    assert_eq!(target(&name.current()).await.unwrap(), before, "nothing changed");
-    assert_eq!(target(&name.previous()).await, None);
+    assert_eq!(support::alias_target(&name.current()).await.unwrap(), before, "nothing changed");
+    assert_eq!(support::alias_target(&name.previous()).await, None);
     // xtask's spelling, --alias, names the same flag.
     let done = json(&kms_jwt(&["keyset", "rotate", "--alias", name.name(), "--if-older-than", "0s"]).output().unwrap());
     assert_eq!(done["rotated"], true);
-    assert_eq!(target(&name.previous()).await.unwrap(), before);
+    assert_eq!(support::alias_target(&name.previous()).await.unwrap(), before);
 }

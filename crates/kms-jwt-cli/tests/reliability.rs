@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kms_jwt::keyset::{KeySets, RotationPolicy};
+use kms_jwt::keyset::KeySets;
 use kms_jwt::{Algorithm, Claims, Jwks, JwtSigner, LocalSigner, Signer as _, Verifier, VerifyingKey};
 
 /// What the proxy does to the traffic.
@@ -255,20 +255,10 @@ async fn a_key_disabled_or_deleted_mid_batch_stops_at_that_line() {
     }
 }
 
-async fn target(client: &aws_sdk_kms::Client, alias: &str) -> Option<String> {
-    client.describe_key().key_id(alias).send().await.ok().map(|o| o.key_metadata.unwrap().key_id().to_owned())
-}
-
 #[tokio::test]
 async fn a_rotation_cut_after_each_kms_call_converges_on_the_next_run() {
     let client = support::client().await;
-    let policy = RotationPolicy {
-        pending_window_days: 7,
-        min_overlap: Some(Duration::ZERO),
-        if_older_than: None,
-        force: false,
-        description: "t".into(),
-    };
+    let policy = support::rotation_policy(Some(Duration::ZERO), false);
     // A rotation with a previous key to retire makes 10 state-changing calls: CreateAlias lock,
     // CreateKey, CreateAlias next, TagResource kid, ScheduleKeyDeletion, TagResource
     // demoted-at, UpdateAlias previous, UpdateAlias current, DeleteAlias next, DeleteAlias lock.
@@ -303,7 +293,7 @@ async fn a_rotation_cut_after_each_kms_call_converges_on_the_next_run() {
         let done = sets.clone().with_lock_ttl(Duration::ZERO).rotate(&name, &policy).await;
         let after = sets.resolve(&name).await.unwrap();
         let current = after.current.unwrap().key_id;
-        assert_eq!(target(&client, &name.lock()).await, None, "cut {cut}: the lock is released");
+        assert_eq!(support::alias_target(&name.lock()).await, None, "cut {cut}: the lock is released");
         // Three keys: the retired previous, the old current, the new current. The one window no
         // KMS API can close without an account scan is between CreateKey and CreateAlias: a run
         // stopped exactly there leaves one unaliased key, tagged with the set, behind.

@@ -10,7 +10,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
-use kms_jwt::keyset::RotationPolicy;
 use kms_jwt::kms::KmsSigner;
 use kms_jwt::{Claims, Jwks, JwtSigner};
 
@@ -85,13 +84,7 @@ async fn caching_headers_refresh_after_rotation_and_last_good_while_kms_is_down(
     assert_eq!(health["status"], "ok");
 
     // A rotation shows up within a few refreshes, with a new ETag.
-    let policy = RotationPolicy {
-        pending_window_days: 7,
-        min_overlap: Some(Duration::ZERO),
-        if_older_than: None,
-        force: false,
-        description: "t".into(),
-    };
+    let policy = support::rotation_policy(Some(Duration::ZERO), false);
     sets.rotate(&name, &policy).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     let rotated = loop {

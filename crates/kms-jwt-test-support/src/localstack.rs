@@ -139,6 +139,23 @@ pub async fn key_set(spec: &str) -> (kms_jwt::keyset::KeySets, kms_jwt::keyset::
     (sets, name)
 }
 
+/// The key id an alias names now, if the alias exists.
+pub async fn alias_target(alias: &str) -> Option<String> {
+    let out = client().await.describe_key().key_id(alias).send().await.ok()?;
+    out.key_metadata.map(|m| m.key_id().to_owned())
+}
+
+/// A rotation policy for tests: a 7-day deletion window, the overlap given (or the set's).
+pub fn rotation_policy(min_overlap: Option<Duration>, force: bool) -> kms_jwt::keyset::RotationPolicy {
+    kms_jwt::keyset::RotationPolicy {
+        pending_window_days: 7,
+        min_overlap,
+        if_older_than: None,
+        force,
+        description: "kms-jwt test".into(),
+    }
+}
+
 /// The keys tagged with the set, with their states: an account scan, fine in a test, never in
 /// the library.
 pub async fn keys_of_set(client: &Client, name: &kms_jwt::keyset::KeySetName) -> Vec<(String, String)> {

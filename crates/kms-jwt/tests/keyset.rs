@@ -13,22 +13,12 @@ use kms_jwt::kms::KmsSigner;
 use kms_jwt::{Claims, Error, JwtSigner, TokenError, Verifier};
 
 fn policy(force: bool) -> RotationPolicy {
-    RotationPolicy {
-        pending_window_days: 7,
-        min_overlap: Some(Duration::from_secs(24 * 3600)),
-        if_older_than: None,
-        force,
-        description: "test".into(),
-    }
+    support::rotation_policy(Some(Duration::from_secs(24 * 3600)), force)
 }
 
 async fn setup(spec: &str) -> (Client, KeySets, KeySetName) {
     let (sets, name) = support::key_set(spec).await;
     (support::client().await, sets, name)
-}
-
-async fn target(client: &Client, alias: &str) -> Option<String> {
-    client.describe_key().key_id(alias).send().await.ok().map(|o| o.key_metadata.unwrap().key_id().to_owned())
 }
 
 async fn sign(name: &KeySetName) -> String {
@@ -65,15 +55,15 @@ async fn provision_is_idempotent_and_tags_the_key() {
 #[tokio::test]
 async fn rotation_keeps_old_tokens_valid_and_the_guard_changes_nothing() {
     let (client, sets, name) = setup("ECC_NIST_P256").await;
-    let first_key = target(&client, &name.current()).await.unwrap();
+    let first_key = support::alias_target(&name.current()).await.unwrap();
     let before = sign(&name).await;
 
     let out = sets.rotate(&name, &policy(false)).await.unwrap();
     assert!(out.retired.is_empty(), "nothing to retire on the first rotation");
-    let second_key = target(&client, &name.current()).await.unwrap();
+    let second_key = support::alias_target(&name.current()).await.unwrap();
     assert_ne!(first_key, second_key);
-    assert_eq!(target(&client, &name.previous()).await.unwrap(), first_key);
-    assert_eq!(target(&client, &name.next()).await, None);
+    assert_eq!(support::alias_target(&name.previous()).await.unwrap(), first_key);
+    assert_eq!(support::alias_target(&name.next()).await, None);
     let after = sign(&name).await;
     let jwks = sets.jwks(&name, None).await.unwrap();
     assert_eq!(jwks.keys.len(), 2);
@@ -88,9 +78,9 @@ async fn rotation_keeps_old_tokens_valid_and_the_guard_changes_nothing() {
     let err = sets.rotate(&name, &policy(false)).await.unwrap_err();
     assert!(matches!(&err, Error::OverlapNotElapsed { key, .. } if *key == first_key), "{err}");
     assert!(err.to_string().contains("less than the minimum overlap of 1d"), "{err}");
-    assert_eq!(target(&client, &name.current()).await.unwrap(), second_key);
-    assert_eq!(target(&client, &name.previous()).await.unwrap(), first_key);
-    assert_eq!(target(&client, &name.next()).await, None, "a refused rotation stages nothing");
+    assert_eq!(support::alias_target(&name.current()).await.unwrap(), second_key);
+    assert_eq!(support::alias_target(&name.previous()).await.unwrap(), first_key);
+    assert_eq!(support::alias_target(&name.next()).await, None, "a refused rotation stages nothing");
     let state = client.describe_key().key_id(&first_key).send().await.unwrap();
     assert_eq!(state.key_metadata.unwrap().key_state().unwrap().as_str(), "Enabled");
 
@@ -113,8 +103,8 @@ async fn interrupted_after(steps: usize) {
     let (client, sets, name) = setup("ECC_NIST_P256").await;
     // A first (forced) rotation gives the set a previous key to retire.
     sets.rotate(&name, &policy(true)).await.unwrap();
-    let a = target(&client, &name.current()).await.unwrap();
-    let p = target(&client, &name.previous()).await.unwrap();
+    let a = support::alias_target(&name.current()).await.unwrap();
+    let p = support::alias_target(&name.previous()).await.unwrap();
     let b = support::signing_key(&client, "ECC_NIST_P256").await;
     if steps >= 1 {
         client.create_alias().alias_name(name.next()).target_key_id(&b).send().await.unwrap();
@@ -128,15 +118,15 @@ async fn interrupted_after(steps: usize) {
     if steps >= 4 {
         client.update_alias().alias_name(name.current()).target_key_id(&b).send().await.unwrap();
     }
-    assert!(target(&client, &name.current()).await.is_some(), "never without a current key");
+    assert!(support::alias_target(&name.current()).await.is_some(), "never without a current key");
     sets.rotate(&name, &policy(true)).await.unwrap();
     assert_eq!(
-        target(&client, &name.current()).await.unwrap(),
+        support::alias_target(&name.current()).await.unwrap(),
         b,
         "after {steps} steps: the staged key, not a new one"
     );
-    assert_eq!(target(&client, &name.previous()).await.unwrap(), a, "after {steps} steps");
-    assert_eq!(target(&client, &name.next()).await, None);
+    assert_eq!(support::alias_target(&name.previous()).await.unwrap(), a, "after {steps} steps");
+    assert_eq!(support::alias_target(&name.next()).await, None);
     let p_state = client.describe_key().key_id(&p).send().await.unwrap().key_metadata.unwrap();
     assert_eq!(p_state.key_state().unwrap().as_str(), "PendingDeletion", "after {steps} steps");
 }
