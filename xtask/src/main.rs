@@ -99,10 +99,13 @@ fn script(name: &str, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// Prints a step heading on stderr, so that stdout stays machine-readable.
+/// Prints a step heading on stderr, so that stdout stays machine-readable, with the time since
+/// the first step: a slow CI run then says which step took the time.
 fn step(message: &str) {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let elapsed = START.get_or_init(std::time::Instant::now).elapsed().as_secs();
     #[allow(clippy::print_stderr)]
     {
-        eprintln!("\n==> {message}");
+        eprintln!("\n==> [{:02}:{:02}] {message}", elapsed / 60, elapsed % 60);
     }
 }

@@ -79,10 +79,11 @@ pub enum Error {
         source: BoxError,
     },
 
-    /// KMS kept throttling after every retry.
-    #[error("kms throttled the request after {attempts} attempts")]
+    /// KMS kept throttling after the retries the client allows (fewer when the SDK's retry
+    /// quota, shared by the client's calls, ran out first).
+    #[error("kms throttled the request (up to {attempts} attempts)")]
     Throttled {
-        /// How many attempts were made.
+        /// The attempts the client allows per call.
         attempts: u32,
         /// The SDK's error.
         #[source]
