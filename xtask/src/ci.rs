@@ -16,6 +16,8 @@ pub(crate) fn run() -> Result<()> {
     cargo(&["clippy", "-p", "kms-jwt", "--no-default-features", "--all-targets", "--", "-D", "warnings"], &[])?;
     step("checkov over infra/ (Terraform; skips are inline with their reasons)");
     script("checkov.sh", &[]).context("checkov found failed checks in infra/")?;
+    step("parliament over every IAM policy the Terraform module writes (offline)");
+    script("iam-lint.sh", &[]).context("parliament found problems in infra/'s IAM policies")?;
     step("cargo package: the library and the CLI as crates.io would get them");
     cargo(&["package", "--no-verify", "-p", "kms-jwt", "-p", "kms-jwt-cli"], &[])?;
     step("building the tests and the examples");

@@ -46,8 +46,16 @@ pub const LOCK_TTL: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_KEY_SPEC: &str = "RSA_2048";
 /// The key usage of every key a set holds.
 pub const KEY_USAGE: &str = "SIGN_VERIFY";
+/// The tags [`KeySets`] puts on a key as it creates it (`kms-jwt keyset provision --tag` may add
+/// more). A rotator's IAM policy can require them (`aws:RequestTag`, `aws:TagKeys`).
+pub const TAGS_AT_CREATION: [&str; 3] = [TAG_KEY_SET, TAG_CREATED_AT, TAG_MAX_TOKEN_TTL];
+/// The tags [`KeySets`] adds to a key of the set later: its `kid` once the public key is known,
+/// and the time it stopped being current. The only tags a rotator changes on existing keys.
+pub const TAGS_ADDED_LATER: [&str; 2] = [TAG_KID, TAG_DEMOTED_AT];
+
 /// Every KMS action [`KeySets`] performs on a key that already exists (creating keys is the
-/// account-level `kms:CreateKey`). Key policies for rotators grant exactly these.
+/// account-level `kms:CreateKey`). The Terraform module's rotator policy grants exactly these,
+/// on the keys tagged with the set (and the alias actions on the set's aliases).
 pub const ROTATE_KEY_ACTIONS: [&str; 8] = [
     "kms:DescribeKey",
     "kms:GetPublicKey",
@@ -60,7 +68,8 @@ pub const ROTATE_KEY_ACTIONS: [&str; 8] = [
 ];
 
 /// The account-level KMS actions [`KeySets`] performs (IAM policy only: they name no key):
-/// creating a set's keys, and reading the lock alias's creation date.
+/// creating a set's keys, and reading the lock alias's creation date. Creating a key with tags
+/// also needs `kms:TagResource` on the account's keys, limited by `aws:RequestTag`.
 pub const ROTATE_ACCOUNT_ACTIONS: [&str; 2] = ["kms:CreateKey", "kms:ListAliases"];
 
 /// The three aliases of a key set.
@@ -329,7 +338,9 @@ impl KeySets {
     }
 
     /// Creates a key for the set, tagged with the set and its creation time, and in the very
-    /// next call creates `alias` for it. Between those two calls is the one moment a stopped
+    /// next call creates `alias` for it. It has KMS's default key policy, which lets the
+    /// account's IAM policies decide: the Terraform module's grants, conditioned on the set's
+    /// tag, reach it without any change. Between those two calls is the one moment a stopped
     /// run leaves a key that no alias names: `CreateKey` has no idempotency token, and finding
     /// such a key again would take an account scan, which this module never does.
     async fn create_key(

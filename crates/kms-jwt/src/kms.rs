@@ -43,6 +43,10 @@ pub struct KmsOptions {
 /// set's lifetime policy, which [`KmsSigner`] enforces and rotation's overlap is derived from.
 pub const TAG_MAX_TOKEN_TTL: &str = "kms-jwt:max-token-ttl";
 
+/// Every KMS action a [`KmsSigner`] performs (and `jwks`, `publish` and `serve` with it): the
+/// Terraform module's signer policy grants exactly these, on the keys tagged with the set.
+pub const SIGNER_ACTIONS: [&str; 4] = ["kms:DescribeKey", "kms:GetPublicKey", "kms:ListResourceTags", "kms:Sign"];
+
 /// The operation timeout [`KmsOptions`] and [`KmsClient`] set when none is given.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 /// The attempt timeout [`KmsOptions`] and [`KmsClient`] set when none is given.

@@ -1,4 +1,5 @@
-# An example root: the signing-key module against LocalStack.
+# An example root: a key set's access model against LocalStack. Terraform makes three roles and
+# their policies; `kms-jwt keyset provision` makes the keys and aliases (see infra/README.md).
 #   cargo xtask localstack up        (or the CI service container)
 #   terraform init && terraform apply
 # tflocal (pip install terraform-local) works too and needs no endpoint settings.
@@ -18,11 +19,34 @@ provider "aws" {
   }
 }
 
+data "aws_caller_identity" "current" {}
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+}
+
+# One role per kind of principal, assumable from the account: in real use, the token issuer's
+# task role, the scheduled rotation's role and the security team's role.
+resource "aws_iam_role" "this" {
+  for_each = toset(["signer", "rotator", "admin"])
+
+  name               = "${var.name}-${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+}
+
 module "signing_key" {
   source = "../../modules/signing-key"
 
-  name                    = var.name
-  deletion_window_in_days = 7
+  name               = var.name
+  signer_role_names  = [aws_iam_role.this["signer"].name]
+  rotator_role_names = [aws_iam_role.this["rotator"].name]
+  admin_role_names   = [aws_iam_role.this["admin"].name]
   tags = {
     environment = "localstack"
   }

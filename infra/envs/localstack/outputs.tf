@@ -1,16 +1,11 @@
 output "alias_name" {
-  description = "The key set's current alias."
+  description = "The key set's current alias, once `kms-jwt keyset provision --key NAME` has run."
   value       = module.signing_key.alias_name
 }
 
-output "key_arn" {
-  description = "ARN of the key Terraform created."
-  value       = module.signing_key.key_arn
-}
-
-output "public_key_pem" {
-  description = "The key's PEM public key."
-  value       = module.signing_key.public_key_pem
+output "role_arns" {
+  description = "ARNs of the signer, rotator and admin roles."
+  value       = { for k, r in aws_iam_role.this : k => r.arn }
 }
 
 output "signer_policy_json" {

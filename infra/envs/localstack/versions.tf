@@ -6,9 +6,5 @@ terraform {
       source  = "hashicorp/aws"
       version = "= 5.100.0"
     }
-    time = {
-      source  = "hashicorp/time"
-      version = "= 0.13.1"
-    }
   }
 }

@@ -1,34 +1,39 @@
-output "key_id" {
-  description = "Id of the key Terraform created (the set's first current key)."
-  value       = aws_kms_key.this.key_id
-}
-
-output "key_arn" {
-  description = "ARN of the key Terraform created."
-  value       = aws_kms_key.this.arn
-}
-
 output "alias_name" {
-  description = "The set's current alias, alias/NAME: what signers pass as --key."
-  value       = aws_kms_alias.this.name
+  description = "The set's current alias, alias/NAME: what signers pass as --key once `kms-jwt keyset provision --key NAME` has created it."
+  value       = local.alias_name
 }
 
-output "alias_arn" {
-  description = "ARN of the current alias."
-  value       = aws_kms_alias.this.arn
+output "key_set_tag" {
+  description = "The tag every key of the set carries and every grant is conditioned on."
+  value       = { "kms-jwt:key-set" = var.name }
 }
 
-output "public_key_pem" {
-  description = "PEM public key of the key Terraform created. After a rotation, publish the JWKS from `kms-jwt jwks --key alias/NAME` instead."
-  value       = data.aws_kms_public_key.this.public_key_pem
+output "signer_policy_arn" {
+  description = "ARN of the signers' IAM policy."
+  value       = aws_iam_policy.this["signer"].arn
+}
+
+output "rotator_policy_arn" {
+  description = "ARN of the rotators' IAM policy."
+  value       = aws_iam_policy.this["rotator"].arn
+}
+
+output "admin_policy_arn" {
+  description = "ARN of the administrators' IAM policy."
+  value       = aws_iam_policy.this["admin"].arn
 }
 
 output "signer_policy_json" {
-  description = "IAM policy for signers: kms:Sign on whichever key alias/NAME names, and the public keys of the whole set."
-  value       = data.aws_iam_policy_document.signer.json
+  description = "The signers' policy document, to attach elsewhere (a permission set, another account's role cannot use it: see the README)."
+  value       = local.policies["signer"]
 }
 
 output "rotator_policy_json" {
-  description = "IAM policy for the principal that runs `kms-jwt keyset rotate`: create tagged keys, manage the set's keys and aliases."
-  value       = data.aws_iam_policy_document.rotator.json
+  description = "The rotators' policy document."
+  value       = local.policies["rotator"]
+}
+
+output "admin_policy_json" {
+  description = "The administrators' policy document."
+  value       = local.policies["admin"]
 }

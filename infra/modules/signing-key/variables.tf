@@ -1,15 +1,15 @@
 variable "name" {
-  description = "Key set name: the key is published as alias/NAME, and `kms-jwt keyset rotate` adds alias/NAME/previous and alias/NAME/next."
+  description = "Key set name, as given to `kms-jwt keyset provision --key NAME`: its keys carry the tag kms-jwt:key-set=NAME and its current key is alias/NAME."
   type        = string
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9/_-]{1,240}$", var.name)) && !startswith(var.name, "aws/") && !endswith(var.name, "/previous") && !endswith(var.name, "/next")
-    error_message = "The name must be 1-240 letters, digits, '/', '_' or '-', must not start with 'aws/', and must not end in '/previous' or '/next'."
+    condition     = can(regex("^[A-Za-z0-9/_-]{1,240}$", var.name)) && !startswith(var.name, "aws/") && !endswith(var.name, "/previous") && !endswith(var.name, "/next") && !endswith(var.name, "/lock") && !strcontains(var.name, "/lock-")
+    error_message = "The name must be 1-240 letters, digits, '/', '_' or '-', must not start with 'aws/', must not end in '/previous', '/next' or '/lock', and must not contain '/lock-' (kms-jwt keyset's own aliases)."
   }
 }
 
 variable "key_spec" {
-  description = "KMS key spec of the signing key. RSA_2048 signs RS256 (the default); ECC specs sign the curve's ES* algorithm."
+  description = "KMS key spec of the set's keys: rotators may create keys of this spec only. RSA_2048 signs RS256 (the default); ECC specs sign the curve's ES* algorithm."
   type        = string
   default     = "RSA_2048"
 
@@ -30,54 +30,55 @@ variable "signing_algorithms" {
   }
 }
 
-variable "max_token_ttl" {
-  description = "Longest lifetime of a token the set's keys sign (tag kms-jwt:max-token-ttl, as `kms-jwt keyset provision --max-token-ttl` writes it): the signer refuses longer tokens, and rotation's default overlap is this plus the JWKS cache age (5m) plus clock skew (60s)."
-  type        = string
-  default     = "1h"
-
-  validation {
-    condition     = can(regex("^[0-9]+(s|m|h|d)$", var.max_token_ttl))
-    error_message = "The max_token_ttl must be a whole number of seconds, minutes, hours or days, such as 15m or 1h."
-  }
-}
-
-variable "description" {
-  description = "Description of the KMS key."
-  type        = string
-  default     = "kms-jwt signing key"
-}
-
-variable "deletion_window_in_days" {
-  description = "Waiting period, in days, before KMS deletes the key once its deletion is scheduled (by `terraform destroy` or by a rotation retiring it)."
+variable "min_deletion_window_days" {
+  description = "Shortest waiting period, in days, that rotators may set when they schedule a retired key's deletion (kms:ScheduleKeyDeletionPendingWindowInDays). `kms-jwt keyset rotate --pending-window-days` defaults to 30; a key that lost a provisioning race is scheduled with 7."
   type        = number
-  default     = 30
+  default     = 7
 
   validation {
-    condition     = var.deletion_window_in_days >= 7 && var.deletion_window_in_days <= 30
-    error_message = "The deletion_window_in_days must be between 7 and 30."
+    condition     = var.min_deletion_window_days >= 7 && var.min_deletion_window_days <= 30
+    error_message = "The min_deletion_window_days must be between 7 and 30."
   }
 }
 
-variable "admin_principals" {
-  description = "IAM principal ARNs that administer the key (policy, tags, deletion) but cannot sign with it."
+variable "extra_tag_keys" {
+  description = "Tag keys, besides kms-jwt:*, that rotators may put on the keys they create (`kms-jwt keyset provision --tag`). Tags can grant access (ABAC): keep this list short."
   type        = list(string)
   default     = []
 }
 
-variable "signer_principals" {
-  description = "IAM principal ARNs that sign tokens: kms:Sign (limited to signing_algorithms), kms:GetPublicKey, kms:DescribeKey and kms:ListResourceTags (the lifetime policy)."
+variable "signer_role_names" {
+  description = "IAM roles that sign tokens: kms:Sign (DIGEST, limited to signing_algorithms) and the public keys and tags of every key tagged with the set."
   type        = list(string)
   default     = []
 }
 
-variable "rotator_principals" {
-  description = "IAM principal ARNs that run `kms-jwt keyset rotate`: describe, read tags, tag, move the set's aliases and schedule the retired key's deletion. They also need kms:CreateKey and kms:ListAliases in IAM (see rotator_policy_json)."
+variable "rotator_role_names" {
+  description = "IAM roles that run `kms-jwt keyset provision` and `kms-jwt keyset rotate`: create the set's keys (its tags, key spec and usage only), tag them, move the set's aliases and schedule retired keys' deletion."
   type        = list(string)
   default     = []
+}
+
+variable "admin_role_names" {
+  description = "IAM roles that administer the set's keys: describe, read policies and grants, enable, disable, cancel deletion, revoke grants. Not Sign, PutKeyPolicy, CreateGrant, tags or aliases; see the README for who can still grant Sign."
+  type        = list(string)
+  default     = []
+}
+
+variable "policy_name_prefix" {
+  description = "Prefix of the IAM policy names (the policies are PREFIX<name>-signer, -rotator and -admin, with '/' in the name replaced by '-')."
+  type        = string
+  default     = "kms-jwt-"
+}
+
+variable "policy_path" {
+  description = "IAM path of the policies."
+  type        = string
+  default     = "/"
 }
 
 variable "tags" {
-  description = "Extra tags for the key. The kms-jwt:key-set and kms-jwt:created-at tags are always set, as `kms-jwt keyset provision` sets them."
+  description = "Tags for the IAM policies (the KMS keys are tagged by `kms-jwt keyset provision`)."
   type        = map(string)
   default     = {}
 }

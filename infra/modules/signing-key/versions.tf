@@ -1,14 +1,11 @@
 terraform {
+  # terraform_data needs 1.4; optional validation features need 1.5.
   required_version = ">= 1.5.0"
 
   required_providers {
     aws = {
       source  = "hashicorp/aws"
       version = ">= 5.30"
-    }
-    time = {
-      source  = "hashicorp/time"
-      version = ">= 0.9"
     }
   }
 }
