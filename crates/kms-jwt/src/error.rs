@@ -186,6 +186,15 @@ pub enum Error {
     /// Configuration of the AWS client (region, profile, endpoint) is unusable.
     #[error("aws configuration: {0}")]
     Config(String),
+
+    /// An issuer's token policy file is invalid; the line is 1-based.
+    #[error("token policy: line {line}: {reason}")]
+    InvalidPolicy {
+        /// The line that is wrong.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 fn lifetime_message(lifetime: Option<Duration>, max: Duration) -> String {

@@ -6,6 +6,8 @@
 //! - [`Verifier`] checks tokens against a JWKS or PEM with every key pinned to one algorithm.
 //! - [`jwk`] converts between SPKI, PEM and JWK, computes RFC 7638 thumbprints and JWKS.
 //! - `keyset` provisions and rotates a key set behind three KMS aliases (feature `kms`).
+//! - `issuer` holds the token policy and the proof of an AWS identity that `kms-jwt serve`'s
+//!   `POST /token` exchanges for a token (feature `kms`).
 //!
 //! With `default-features = false` the crate is the JOSE core and the verifier alone: no AWS
 //! SDK is compiled, which is all a third party that only verifies tokens needs.
@@ -56,6 +58,8 @@ pub mod cache;
 pub mod claims;
 pub mod ecdsa;
 mod error;
+#[cfg(feature = "kms")]
+pub mod issuer;
 mod json;
 pub mod jwk;
 pub mod jws;

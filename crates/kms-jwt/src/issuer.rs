@@ -1,0 +1,102 @@
+//! The issuer's parts that are not HTTP: the token policy, the proof of an AWS identity (made
+//! by a client with `aws-sigv4`, checked by the server before it sends it to STS), and STS's
+//! answer. `kms-jwt serve --token-policy` and `kms-jwt token` are built on them.
+
+pub mod identity;
+pub mod policy;
+pub mod proof;
+
+use std::time::SystemTime;
+
+pub use identity::CallerIdentity;
+pub use policy::{Decision, TokenPolicy};
+pub use proof::{Proof, ProofRules, Rejected};
+
+use crate::{Error, Result};
+
+/// The claim that carries the caller's AWS account id.
+pub const ACCOUNT_CLAIM: &str = "aws_account";
+
+/// The JSON a client posts to `/token`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The audience asked for (`aud`).
+    pub audience: String,
+    /// The lifetime asked for, such as `15m`; the rule's `max_ttl` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// The signed, unsent `GetCallerIdentity` request.
+    pub proof: Proof,
+}
+
+/// Makes a proof with `credentials` for the issuer `server_id`, to be sent by the issuer to STS
+/// in `region` (`None`: the global endpoint). `aws-sigv4` signs it; the signature covers
+/// `host`, `x-amz-date` and the server id.
+pub fn sign_proof(
+    credentials: &aws_credential_types::Credentials,
+    region: Option<&str>,
+    server_id: &str,
+    now: SystemTime,
+) -> Result<Proof> {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4;
+
+    let host = region.map_or_else(|| "sts.amazonaws.com".to_owned(), |r| format!("sts.{r}.amazonaws.com"));
+    let url = format!("https://{host}/");
+    let headers = [
+        ("host", host.as_str()),
+        ("content-type", "application/x-www-form-urlencoded; charset=utf-8"),
+        (proof::SERVER_ID_HEADER, server_id),
+    ];
+    let identity = credentials.clone().into();
+    let failed = |e: &dyn std::fmt::Display| Error::Config(format!("cannot sign the identity proof: {e}"));
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        // The global endpoint signs for us-east-1.
+        .region(region.unwrap_or("us-east-1"))
+        .name("sts")
+        .time(now)
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| failed(&e))?
+        .into();
+    let request = SignableRequest::new(
+        "POST",
+        url.as_str(),
+        headers.iter().copied(),
+        SignableBody::Bytes(proof::GET_CALLER_IDENTITY_BODY.as_bytes()),
+    )
+    .map_err(|e| failed(&e))?;
+    let (instructions, _signature) = sign(request, &params).map_err(|e| failed(&e))?.into_parts();
+    let (added, _query) = instructions.into_parts();
+    let mut all: std::collections::BTreeMap<String, String> =
+        headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    for header in added {
+        all.insert(header.name().to_owned(), header.value().to_owned());
+    }
+    Ok(Proof { method: "POST".into(), url, headers: all, body: proof::GET_CALLER_IDENTITY_BODY.into() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signed_proof_passes_the_servers_checks() {
+        let creds = aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", Some("token".into()), None, "test");
+        let now = SystemTime::now();
+        let proof = sign_proof(&creds, Some("eu-west-1"), "https://issuer.example", now).unwrap();
+        let rules = ProofRules { server_id: "https://issuer.example".into(), sts_region: "eu-west-1".into() };
+        proof.check(&rules, now).unwrap();
+        assert_eq!(proof.header("x-amz-security-token"), Some("token"));
+        let authorization = proof.header("authorization").unwrap();
+        assert!(authorization.contains("Credential=AKIDEXAMPLE/"), "{authorization}");
+        assert!(authorization.contains("/eu-west-1/sts/aws4_request"), "{authorization}");
+        // Made for another issuer: refused by this one.
+        let elsewhere = ProofRules { server_id: "https://other.example".into(), ..rules.clone() };
+        assert!(proof.check(&elsewhere, now).is_err());
+        let global = sign_proof(&creds, None, "https://issuer.example", now).unwrap();
+        global.check(&rules, now).unwrap();
+    }
+}
