@@ -237,14 +237,12 @@ fn scaling_benchmarks(out: &Path, ours: &Path, base: &Path) -> Result<Vec<Compar
     step(&format!(
         "scaling: one Verifier shared by {cores} threads, and cloned, one key and two keys, {REPEATS} runs each"
     ));
-    let threads = |dir: &Path, n: usize, clones: bool| -> Result<Stats> {
+    let run_threads = |dir: &Path, n: usize, flag: Option<&str>| -> Result<Stats> {
         let mut samples = Vec::new();
         for _ in 0..REPEATS {
             let mut cmd = Command::new(base);
             cmd.arg("verify-threads").arg(dir.join("tokens.txt")).arg(dir.join("jwks.json")).arg(n.to_string());
-            if clones {
-                cmd.arg("--clones");
-            }
+            cmd.args(flag);
             let output = cmd.output()?;
             anyhow::ensure!(
                 output.status.success(),
@@ -256,6 +254,19 @@ fn scaling_benchmarks(out: &Path, ours: &Path, base: &Path) -> Result<Vec<Compar
         }
         Ok(Stats::of(samples))
     };
+    let threads = |dir: &Path, n: usize, clones: bool| run_threads(dir, n, clones.then_some("--clones"));
+    // The machine's own ceiling: bare aws-lc-rs signature checks, no kms-jwt at all. Two vCPUs
+    // of a VM need not be two free cores; this row says how far any verifier can scale here.
+    let bare_one = run_threads(&one_key, 1, Some("--bare"))?;
+    results.push(Comparison {
+        measure: format!("ceiling: bare aws-lc-rs RS256 checks on {cores} threads"),
+        unit: "tokens/s",
+        ours: run_threads(&one_key, cores, Some("--bare"))?,
+        baseline: format!("{cores} x one thread"),
+        theirs: scaled(bare_one),
+        goal: 0.85,
+        higher_is_better: true,
+    });
     let single = threads(&one_key, 1, false)?;
     for (label, stats) in [
         ("one Verifier shared by", threads(&one_key, cores, false)?),
