@@ -33,7 +33,7 @@ enum Command {
     Rotate(keyset::RotateArgs),
     /// Export a key set's public key as PEM, JWK or JWKS
     PublicKey(public_key::Args),
-    /// Start, stop or check the local `LocalStack` (KMS) used by tests and the demo
+    /// Start, stop or check the local `LocalStack` (KMS, STS, IAM) used by tests and the demo
     Localstack(localstack::Args),
     /// The whole seed flow against `LocalStack`, narrated
     Demo,

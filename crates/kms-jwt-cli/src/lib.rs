@@ -4,11 +4,14 @@
 pub mod aws;
 pub mod completions;
 pub mod decode;
+mod http;
 mod input;
+pub mod issue;
 pub mod keys;
 pub mod keyset;
 pub mod serve;
 pub mod sign;
+pub mod token;
 pub mod verify;
 
 pub use input::is_broken_pipe;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser, Subcommand};
 use kms_jwt_cli::aws::AwsArgs;
-use kms_jwt_cli::{completions, decode, keys, keyset, serve, sign, verify};
+use kms_jwt_cli::{completions, decode, keys, keyset, serve, sign, token, verify};
 
 /// Sign JWTs with an AWS KMS key that never leaves KMS, and verify them with its public key.
 ///
@@ -30,6 +30,7 @@ enum Command {
     Publish(serve::PublishArgs),
     Serve(serve::ServeArgs),
     Keyset(keyset::KeysetArgs),
+    Token(token::TokenArgs),
     Completions(completions::CompletionsArgs),
 }
 
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
             Command::Publish(args) => serve::publish(args, &opts).await,
             Command::Serve(args) => serve::serve(args, &opts).await,
             Command::Keyset(args) => keyset::run(args, &opts).await,
+            Command::Token(args) => token::run(args, &opts).await,
             Command::Completions(args) => completions::run(&args, &mut Cli::command()),
         }
     });

@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use clap::Args;
 use kms_jwt::kms::{KmsClient, KmsOptions};
 use kms_jwt::publish::{self, Documents, JWKS_PATH, OPENID_CONFIGURATION_PATH};
@@ -48,7 +48,19 @@ pub struct ServeArgs {
     /// How often to re-read the keys from KMS; also the documents' Cache-Control max-age
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     refresh: Duration,
+
+    #[command(flatten)]
+    token_issuer: crate::issue::IssuerArgs,
 }
+
+/// How long a client may take to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a connection lives, keep-alive included: a slow client cannot hold one for ever.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+/// Connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 1024;
+/// The most request-head bytes hyper buffers.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 fn check_issuer(issuer: &str) -> Result<String> {
     anyhow::ensure!(
@@ -108,14 +120,26 @@ pub async fn serve(args: ServeArgs, opts: &KmsOptions) -> Result<ExitCode> {
         published: Arc::new(RwLock::new(Published { docs, refreshed_at: SystemTime::now(), last_error: None })),
         cache_control: HeaderValue::from_str(&publish::cache_control(args.refresh.as_secs())).context("max-age")?,
     };
-    let refresher = tokio::spawn(refresh_loop(args.key.clone(), issuer, kms, args.refresh, state.published.clone()));
+    let refresher = tokio::spawn(refresh_loop(
+        args.key.clone(),
+        issuer.clone(),
+        kms.clone(),
+        args.refresh,
+        state.published.clone(),
+    ));
 
-    let app = Router::new()
+    let mut app = Router::new()
         .route(JWKS_PATH, get(jwks))
         .route(OPENID_CONFIGURATION_PATH, get(openid_configuration))
         .route("/healthz", get(healthz))
         .fallback(|| async { StatusCode::NOT_FOUND })
         .with_state(state);
+    // The issuer signs with the first key: a set's current key when it names a set.
+    if let Some(token_issuer) = crate::issue::Issuer::start(&args.token_issuer, &issuer, &args.key[0], &kms).await? {
+        let token_issuer = Arc::new(token_issuer);
+        tokio::spawn(crate::issue::reload_on_sighup(token_issuer.clone()));
+        app = app.merge(Router::new().route("/token", post(crate::issue::token)).with_state(token_issuer));
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -124,9 +148,37 @@ pub async fn serve(args: ServeArgs, opts: &KmsOptions) -> Result<ExitCode> {
     {
         eprintln!("kms-jwt: listening on http://{}", listener.local_addr()?);
     }
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("server failed")?;
+    accept_loop(listener, app).await;
     refresher.abort();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves connections until SIGTERM or Ctrl-C, each with a deadline for its request head and a
+/// lifetime, and at most [`MAX_CONNECTIONS`] at once (`axum::serve` has neither deadline).
+async fn accept_loop(listener: tokio::net::TcpListener, app: Router) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of file descriptors or a connection reset before accept: keep serving.
+                Err(_) => continue,
+            },
+            () = &mut shutdown => return,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(MAX_HEAD_BYTES);
+            let _ =
+                tokio::time::timeout(CONNECTION_LIFETIME, http.serve_connection(TokioIo::new(stream), service)).await;
+        });
+    }
 }
 
 async fn refresh_loop(

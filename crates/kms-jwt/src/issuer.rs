@@ -30,6 +30,17 @@ pub struct TokenRequest {
     pub proof: Proof,
 }
 
+/// Makes a proof with the credentials of `config` (the standard AWS chain: environment,
+/// profile, SSO, container or instance role) for the issuer `server_id`, naming STS in `region`.
+pub async fn make_proof(config: &aws_config::SdkConfig, region: &str, server_id: &str) -> Result<Proof> {
+    use aws_credential_types::provider::ProvideCredentials as _;
+    let provider =
+        config.credentials_provider().ok_or_else(|| Error::Config("no AWS credentials are configured".into()))?;
+    let credentials =
+        provider.provide_credentials().await.map_err(|e| Error::Config(format!("cannot load AWS credentials: {e}")))?;
+    sign_proof(&credentials, Some(region), server_id, SystemTime::now())
+}
+
 /// Makes a proof with `credentials` for the issuer `server_id`, to be sent by the issuer to STS
 /// in `region` (`None`: the global endpoint). `aws-sigv4` signs it; the signature covers
 /// `host`, `x-amz-date` and the server id.

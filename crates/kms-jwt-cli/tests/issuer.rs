@@ -1,0 +1,345 @@
+//! `kms-jwt serve --token-policy` and `kms-jwt token` through the real binary and HTTP, against
+//! LocalStack's KMS and STS: tokens for the root and for an assumed role, verified by PyJWT's
+//! `PyJWKClient` from the server's own discovery document, and every refusal an attacker can
+//! provoke, with the audit line each one leaves.
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use kms_jwt_test_support as support;
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use kms_jwt::issuer::{TokenRequest, sign_proof};
+
+const POLICY: &str = r#"
+[[rule]]
+principals = ["arn:aws:iam::*:root"]
+audiences  = ["api"]
+max_ttl    = "30m"
+
+[[rule]]
+principals = ["arn:aws:iam::*:role/ci-*"]
+audiences  = ["deploy"]
+max_ttl    = "15m"
+claims     = { team = "platform" }
+"#;
+
+/// A new ECC key set (ECC: LocalStack signs with it in milliseconds).
+fn key_set() -> kms_jwt::keyset::KeySetName {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(support::key_set("ECC_NIST_P256")).1
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    log: Arc<Mutex<Vec<String>>>,
+    policy: tempfile::NamedTempFile,
+}
+
+impl Server {
+    /// `kms-jwt serve` for set `name` with the policy above; KMS at `kms`, STS at LocalStack.
+    fn start(kms: &str, name: &str, extra: &[&str]) -> Server {
+        let mut policy = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut policy, POLICY.as_bytes()).unwrap();
+        // The issuer URL must be the server's own, for PyJWKClient to follow jwks_uri.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}");
+        let mut child = support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), Some(kms))
+            .args(["--max-attempts", "1", "--timeout", "3s"])
+            .args(["serve", "--key", name, "--issuer", &url, "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--token-policy", policy.path().to_str().unwrap()])
+            .args(["--sts-region", "us-east-1", "--sts-endpoint-url", &support::endpoint()])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        loop {
+            let line = lines.next().unwrap_or_else(|| panic!("serve exited: {:?}", log.lock().unwrap())).unwrap();
+            let ready = line.starts_with("kms-jwt: listening on ");
+            log.lock().unwrap().push(line);
+            if ready {
+                break;
+            }
+        }
+        let sink = log.clone();
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| sink.lock().unwrap().push(l)));
+        Server { child, url, log, policy }
+    }
+
+    /// The audit lines so far, as JSON.
+    fn audit(&self) -> Vec<serde_json::Value> {
+        std::thread::sleep(Duration::from_millis(200));
+        self.log.lock().unwrap().iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Access key, secret and session token.
+type Creds<'a> = (&'a str, &'a str, &'a str);
+
+/// `kms-jwt token` against `server` with `creds` (default: `LocalStack`'s root).
+fn token(server: &Server, aud: &str, args: &[&str], creds: Option<Creds>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kms-jwt"));
+    cmd.args(["--region", "us-east-1", "token", "--issuer", &server.url, "--aud", aud]).args(args);
+    let (id, secret, session) = creds.unwrap_or(("test", "test", ""));
+    cmd.env("AWS_ACCESS_KEY_ID", id).env("AWS_SECRET_ACCESS_KEY", secret).env_remove("AWS_ENDPOINT_URL");
+    if session.is_empty() {
+        cmd.env_remove("AWS_SESSION_TOKEN");
+    } else {
+        cmd.env("AWS_SESSION_TOKEN", session);
+    }
+    cmd.output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim_end().to_owned()
+}
+
+/// Credentials of a session of a new role `name`, from LocalStack's IAM and STS (boto3).
+fn assumed_role(name: &str) -> (String, String, String) {
+    let script = r#"
+import json, sys, boto3
+kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+account = boto3.client("sts", **kw).get_caller_identity()["Account"]
+trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+         "Principal": {"AWS": f"arn:aws:iam::{account}:root"}}]}
+boto3.client("iam", **kw).create_role(RoleName=sys.argv[2], AssumeRolePolicyDocument=json.dumps(trust))
+c = boto3.client("sts", **kw).assume_role(RoleArn=f"arn:aws:iam::{account}:role/{sys.argv[2]}",
+                                          RoleSessionName="issuer-test")["Credentials"]
+print(json.dumps([c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"]]))
+"#;
+    let out = Command::new(support::python()).args(["-c", script, &support::endpoint(), name]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let [id, secret, session]: [String; 3] = serde_json::from_slice(&out.stdout).unwrap();
+    (id, secret, session)
+}
+
+/// Verifies `token` with PyJWT's `PyJWKClient`, from the issuer's discovery document.
+fn pyjwt_from_discovery(issuer: &str, token: &str, aud: &str) -> serde_json::Value {
+    let script = r#"
+import json, sys, urllib.request, jwt
+issuer, token, aud = sys.argv[1:4]
+config = json.load(urllib.request.urlopen(issuer + "/.well-known/openid-configuration"))
+key = jwt.PyJWKClient(config["jwks_uri"]).get_signing_key_from_jwt(token)
+print(json.dumps(jwt.decode(token, key.key, algorithms=config["id_token_signing_alg_values_supported"],
+                            audience=aud, issuer=issuer)))
+"#;
+    let out = Command::new(support::python()).args(["-c", script, issuer, token, aud]).output().unwrap();
+    assert!(out.status.success(), "PyJWT: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn root_and_an_assumed_role_get_tokens_that_pyjwt_verifies_from_discovery() {
+    let name = key_set();
+    let server = Server::start(&support::endpoint(), name.name(), &[]);
+
+    let out = token(&server, "api", &["--ttl", "10m"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let jwt = String::from_utf8(out.stdout).unwrap();
+    let claims = pyjwt_from_discovery(&server.url, jwt.trim(), "api");
+    let account = claims["aws_account"].as_str().unwrap().to_owned();
+    assert_eq!(claims["sub"], format!("arn:aws:iam::{account}:root"));
+    assert_eq!(claims["iss"], server.url);
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 600);
+    assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
+
+    let role = format!("ci-{}", support::unique("build"));
+    let (id, secret, session) = assumed_role(&role);
+    let out = token(&server, "deploy", &[], Some((&id, &secret, &session)));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let jwt = String::from_utf8(out.stdout).unwrap();
+    let claims = pyjwt_from_discovery(&server.url, jwt.trim(), "deploy");
+    assert_eq!(claims["sub"], format!("arn:aws:iam::{account}:role/{role}"));
+    assert_eq!(claims["team"], "platform");
+    // No ttl asked for: the rule's max_ttl.
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 900);
+
+    let allowed: Vec<_> = server.audit().into_iter().filter(|a| a["decision"] == "allow").collect();
+    assert_eq!(allowed.len(), 2, "{allowed:?}");
+    assert_eq!(allowed[1]["principal"], format!("arn:aws:iam::{account}:role/{role}"));
+    assert_eq!(allowed[1]["audience"], "deploy");
+    assert_eq!(allowed[1]["jti"], claims["jti"]);
+}
+
+#[test]
+fn the_policy_refuses_principals_audiences_and_lifetimes_it_does_not_allow() {
+    let name = key_set();
+    let server = Server::start(&support::endpoint(), name.name(), &[]);
+    let other = support::unique("deployer");
+    let (id, secret, session) = assumed_role(&other);
+    let cases: [(&str, &[&str], Option<Creds>, &str); 3] = [
+        ("deploy", &[], Some((&id, &secret, &session)), "no rule allows this principal (HTTP 403)"),
+        ("deploy", &[], None, "audience \"deploy\" is not allowed for this principal (HTTP 403)"),
+        ("api", &["--ttl", "31m"], None, "ttl 31m is longer than this principal's max_ttl of 30m (HTTP 403)"),
+    ];
+    for (aud, args, creds, expected) in cases {
+        let out = token(&server, aud, args, creds);
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(stderr(&out), format!("kms-jwt: the issuer refused: {expected}"));
+    }
+    let denied = server.audit().into_iter().filter(|a| a["decision"] == "deny").count();
+    assert_eq!(denied, 3);
+}
+
+/// Posts raw bytes to `/token`.
+fn post(server: &Server, body: Vec<u8>) -> (u16, serde_json::Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("{}/token", server.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    })
+}
+
+fn request(aud: &str, server_id: &str, at: SystemTime, url: Option<&str>) -> Vec<u8> {
+    let creds = aws_credential_types::Credentials::new("test", "test", None, None, "test");
+    let mut proof = sign_proof(&creds, Some("us-east-1"), server_id, at).unwrap();
+    if let Some(url) = url {
+        url.clone_into(&mut proof.url);
+    }
+    serde_json::to_vec(&TokenRequest { audience: aud.into(), ttl: None, proof }).unwrap()
+}
+
+#[test]
+fn forged_stale_misdirected_oversized_and_malformed_requests_are_refused() {
+    let name = key_set();
+    let server = Server::start(&support::endpoint(), name.name(), &[]);
+    let now = SystemTime::now();
+
+    // A good request first, made by hand: the refusals below differ from it in one thing each.
+    let (status, body) = post(&server, request("api", &server.url, now, None));
+    assert_eq!(status, 200, "{body}");
+    assert!(body["expires_at"].as_i64().unwrap() > 0);
+
+    let (status, body) = post(&server, request("api", "https://other-issuer.example", now, None));
+    assert_eq!((status, body["error"].as_str().unwrap().contains("another server")), (401, true), "{body}");
+    let stale = now - Duration::from_secs(6 * 60);
+    let (status, body) = post(&server, request("api", &server.url, stale, None));
+    assert_eq!((status, body["error"].as_str().unwrap().contains("5 minutes")), (401, true), "{body}");
+
+    // A proof that names a host of the attacker's: refused, and the host never hears from us.
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let trap_url = format!("http://{}/", trap.local_addr().unwrap());
+    trap.set_nonblocking(true).unwrap();
+    let (status, body) = post(&server, request("api", &server.url, now, Some(&trap_url)));
+    assert_eq!((status, body["error"].as_str().unwrap().contains("must be sent to")), (401, true), "{body}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(trap.accept().is_err(), "the server connected to the host the proof named");
+
+    let mut oversized = request("api", &server.url, now, None);
+    oversized.splice(1..1, format!("\"pad\":\"{}\",", "x".repeat(9 * 1024)).into_bytes());
+    let (status, body) = post(&server, oversized);
+    assert_eq!(status, 400, "{body}");
+    for malformed in [&b"{"[..], b"[]", b"{\"audience\":\"api\"}", b"\xff\xfe", b""] {
+        let (status, body) = post(&server, malformed.to_vec());
+        assert_eq!(status, 400, "{body}");
+        assert!(body["error"].as_str().unwrap().starts_with("malformed request"), "{body}");
+    }
+    // Each refusal left one audit line: another server, stale, misdirected, oversized, 5 malformed.
+    let audit = server.audit();
+    assert_eq!(audit.iter().filter(|a| a["decision"] == "deny").count(), 9, "{audit:?}");
+}
+
+#[test]
+fn a_principal_over_its_rate_gets_429() {
+    let name = key_set();
+    let server = Server::start(&support::endpoint(), name.name(), &["--rate-limit", "2"]);
+    let codes: Vec<u16> =
+        (0..3).map(|_| post(&server, request("api", &server.url, SystemTime::now(), None)).0).collect();
+    assert_eq!(codes, [200, 200, 429]);
+}
+
+#[test]
+fn kms_cut_gives_503_and_the_server_keeps_answering() {
+    let name = key_set();
+    let kms = support::Forwarder::start(&support::endpoint());
+    let server = Server::start(&kms.url, name.name(), &[]);
+    kms.stop();
+    for _ in 0..2 {
+        let (status, body) = post(&server, request("api", &server.url, SystemTime::now(), None));
+        assert_eq!((status, body), (503, serde_json::json!({"error": "kms is unavailable"})));
+    }
+    let mut health = String::new();
+    std::net::TcpStream::connect(server.url.trim_start_matches("http://"))
+        .and_then(|mut s| {
+            std::io::Write::write_all(&mut s, b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")?;
+            s.read_to_string(&mut health)
+        })
+        .unwrap();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let errors = server.audit().into_iter().filter(|a| a["decision"] == "error").count();
+    assert_eq!(errors, 2);
+}
+
+#[test]
+fn sighup_reloads_the_policy_and_a_bad_file_keeps_the_one_in_force() {
+    let name = key_set();
+    let server = Server::start(&support::endpoint(), name.name(), &[]);
+    let ask = || token(&server, "api", &[], None);
+    assert!(ask().status.success());
+    let hup = || {
+        Command::new("kill").args(["-HUP", &server.child.id().to_string()]).status().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    // The root may now only ask for "other".
+    std::fs::write(server.policy.path(), POLICY.replacen("[\"api\"]", "[\"other\"]", 1)).unwrap();
+    hup();
+    assert_eq!(
+        stderr(&ask()),
+        "kms-jwt: the issuer refused: audience \"api\" is not allowed for this principal (HTTP 403)"
+    );
+    std::fs::write(server.policy.path(), "[[rule]]\nprincipals = 7\n").unwrap();
+    hup();
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(log.contains("token policy not reloaded, the old one stays in force"), "{log}");
+    assert!(!ask().status.success(), "the reloaded policy, not the first one, is still in force");
+    assert!(token(&server, "other", &[], None).status.success());
+}
+
+#[test]
+fn a_slow_client_cannot_hold_a_connection() {
+    use std::io::Write as _;
+    let name = key_set();
+    let server = Server::start(&support::endpoint(), name.name(), &[]);
+    let addr = server.url.trim_start_matches("http://").to_owned();
+
+    // Headers that never end: the server closes the connection after its header deadline.
+    let mut headers = std::net::TcpStream::connect(&addr).unwrap();
+    headers.write_all(b"POST /token HTTP/1.1\r\nhost: x\r\n").unwrap();
+    headers.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = headers.read_to_end(&mut rest);
+    assert!(started.elapsed() < Duration::from_secs(15), "held for {:?}", started.elapsed());
+
+    // A body that never comes: 400 after the body deadline.
+    let mut body = std::net::TcpStream::connect(&addr).unwrap();
+    body.write_all(
+        b"POST /token HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{",
+    )
+    .unwrap();
+    body.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut answer = String::new();
+    let _ = body.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("{\"error\":\"request body too slow\"}"), "{answer}");
+}
