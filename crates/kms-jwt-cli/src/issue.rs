@@ -64,7 +64,9 @@ pub(crate) struct Issuer {
     longest: Option<Duration>,
     sts_url: String,
     http: crate::http::Http,
-    signer: Arc<KmsSigner>,
+    kms: KmsClient,
+    key: String,
+    signer: RwLock<Arc<KmsSigner>>,
     caches: Mutex<HashMap<u64, TokenCache<Arc<KmsSigner>>>>,
     limiter: Mutex<HashMap<String, (Instant, u32)>>,
     rate_limit: u32,
@@ -99,7 +101,9 @@ impl Issuer {
             longest,
             sts_url,
             http,
-            signer: Arc::new(signer),
+            kms: kms.clone(),
+            key: key.to_owned(),
+            signer: RwLock::new(Arc::new(signer)),
             caches: Mutex::new(HashMap::new()),
             limiter: Mutex::new(HashMap::new()),
             rate_limit: args.rate_limit.max(1),
@@ -115,6 +119,24 @@ impl Issuer {
                 *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policy);
             }
             Err(e) => eprintln_line(&format!("kms-jwt: token policy not reloaded, the old one stays in force: {e:#}")),
+        }
+    }
+
+    /// Re-resolves the signing key: after a rotation, `/token` signs with the new current key
+    /// (and mints afresh), before the old one is retired.
+    async fn follow_rotation(&self) {
+        let fresh = match KmsSigner::new(&self.kms, &self.key).await {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot re-resolve the signing key; signing with the last one");
+                return;
+            }
+        };
+        let mut signer = self.signer.write().unwrap_or_else(PoisonError::into_inner);
+        if signer.key().arn != fresh.key().arn {
+            eprintln_line(&format!("kms-jwt: {} now names {}; POST /token signs with it", self.key, fresh.key().arn));
+            *signer = Arc::new(fresh);
+            self.caches.lock().unwrap_or_else(PoisonError::into_inner).clear();
         }
     }
 
@@ -142,7 +164,8 @@ impl Issuer {
         // A token is handed out again until a quarter of its lifetime (at most 5 minutes) is
         // left, and refreshed in the background before that.
         let margin = (ttl / 4).min(Duration::from_secs(300));
-        let cache = TokenCache::new(JwtSigner::new(self.signer.clone())?, ttl, margin, CACHE_CAPACITY);
+        let signer = self.signer.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let cache = TokenCache::new(JwtSigner::new(signer)?, ttl, margin, CACHE_CAPACITY);
         caches.insert(ttl.as_secs(), cache.clone());
         Ok(cache)
     }
@@ -318,6 +341,17 @@ fn jti_and_exp(token: &str) -> (Option<String>, Option<i64>) {
     let claims: Option<serde_json::Value> = payload.and_then(|p| serde_json::from_slice(&p).ok());
     let claims = claims.unwrap_or_default();
     (claims["jti"].as_str().map(str::to_owned), claims["exp"].as_i64())
+}
+
+/// Follows rotations of the signing key, checking every `every`.
+pub(crate) async fn follow_rotations(issuer: Arc<Issuer>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        issuer.follow_rotation().await;
+    }
 }
 
 /// Reloads the policy on every SIGHUP.

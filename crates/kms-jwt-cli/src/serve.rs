@@ -138,6 +138,7 @@ pub async fn serve(args: ServeArgs, opts: &KmsOptions) -> Result<ExitCode> {
     if let Some(token_issuer) = crate::issue::Issuer::start(&args.token_issuer, &issuer, &args.key[0], &kms).await? {
         let token_issuer = Arc::new(token_issuer);
         tokio::spawn(crate::issue::reload_on_sighup(token_issuer.clone()));
+        tokio::spawn(crate::issue::follow_rotations(token_issuer.clone(), args.refresh));
         app = app.merge(Router::new().route("/token", post(crate::issue::token)).with_state(token_issuer));
     }
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -343,3 +343,22 @@ fn a_slow_client_cannot_hold_a_connection() {
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("{\"error\":\"request body too slow\"}"), "{answer}");
 }
+
+#[test]
+fn after_a_rotation_tokens_come_from_the_new_current_key() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (sets, name) = runtime.block_on(support::key_set("ECC_NIST_P256"));
+    let server = Server::start(&support::endpoint(), name.name(), &["--refresh", "1s"]);
+    let kid = |out: Output| {
+        assert!(out.status.success(), "{}", stderr(&out));
+        let jwt = String::from_utf8(out.stdout).unwrap();
+        let header = kms_jwt::b64::decode(jwt.split('.').next().unwrap()).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&header).unwrap()["kid"].as_str().unwrap().to_owned()
+    };
+    let before = kid(token(&server, "api", &[], None));
+    let rotated = runtime.block_on(sets.rotate(&name, &support::rotation_policy(None, false))).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let after = kid(token(&server, "api", &[], None));
+    assert_ne!(before, after, "still signing with the demoted key");
+    assert_eq!(Some(after.as_str()), rotated.state.current.as_ref().and_then(|k| k.kid()));
+}
