@@ -78,7 +78,7 @@ impl Issuer {
     pub(crate) async fn start(args: &IssuerArgs, issuer: &str, key: &str, kms: &KmsClient) -> Result<Option<Issuer>> {
         let Some(policy_path) = args.token_policy.clone() else { return Ok(None) };
         let signer = KmsSigner::new(kms, key).await?;
-        let longest = signer_lifetime(&signer);
+        let longest = kms_jwt::Signer::max_token_lifetime(&signer);
         let policy = read_policy(&policy_path, longest)?;
         let sts_region = match &args.sts_region {
             Some(region) => region.clone(),
@@ -87,8 +87,8 @@ impl Issuer {
         let rules = ProofRules { server_id: args.server_id.clone().unwrap_or_else(|| issuer.to_owned()), sts_region };
         let sts_url = args.sts_endpoint_url.clone().unwrap_or_else(|| rules.allowed_urls()[0].clone());
         let http = crate::http::Http::new(STS_TIMEOUT)?;
-        eprintln_line(&format!(
-            "kms-jwt: POST /token on, {} rules from {}, proofs for {:?} sent to {sts_url}",
+        crate::say(&format!(
+            "POST /token on, {} rules from {}, proofs for {:?} sent to {sts_url}",
             policy.len(),
             policy_path.display(),
             rules.server_id
@@ -115,10 +115,10 @@ impl Issuer {
     pub(crate) fn reload(&self) {
         match read_policy(&self.policy_path, self.longest) {
             Ok(policy) => {
-                eprintln_line(&format!("kms-jwt: token policy reloaded, {} rules", policy.len()));
+                crate::say(&format!("token policy reloaded, {} rules", policy.len()));
                 *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policy);
             }
-            Err(e) => eprintln_line(&format!("kms-jwt: token policy not reloaded, the old one stays in force: {e:#}")),
+            Err(e) => crate::say(&format!("token policy not reloaded, the old one stays in force: {e:#}")),
         }
     }
 
@@ -134,7 +134,7 @@ impl Issuer {
         };
         let mut signer = self.signer.write().unwrap_or_else(PoisonError::into_inner);
         if signer.key().arn != fresh.key().arn {
-            eprintln_line(&format!("kms-jwt: {} now names {}; POST /token signs with it", self.key, fresh.key().arn));
+            crate::say(&format!("{} now names {}; POST /token signs with it", self.key, fresh.key().arn));
             *signer = Arc::new(fresh);
             self.caches.lock().unwrap_or_else(PoisonError::into_inner).clear();
         }
@@ -194,11 +194,6 @@ impl Issuer {
     }
 }
 
-fn signer_lifetime(signer: &KmsSigner) -> Option<Duration> {
-    use kms_jwt::Signer as _;
-    signer.max_token_lifetime()
-}
-
 fn read_policy(path: &PathBuf, longest: Option<Duration>) -> Result<TokenPolicy> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     TokenPolicy::from_toml(&text, longest).with_context(|| format!("{} is not a valid token policy", path.display()))
@@ -245,14 +240,11 @@ impl Audit<'_> {
             "decision": decision,
             "reason": reason,
         });
-        eprintln_line(&line.to_string());
-    }
-}
-
-fn eprintln_line(line: &str) {
-    #[allow(clippy::print_stderr)]
-    {
-        eprintln!("{line}");
+        // JSON, without the `kms-jwt: ` prefix of the human messages, for log pipelines.
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("{line}");
+        }
     }
 }
 

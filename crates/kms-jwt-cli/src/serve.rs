@@ -62,7 +62,8 @@ const MAX_CONNECTIONS: usize = 1024;
 /// The most request-head bytes hyper buffers.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 
-fn check_issuer(issuer: &str) -> Result<String> {
+/// The issuer URL without a trailing `/`, or an error if it is not http(s).
+pub(crate) fn check_issuer(issuer: &str) -> Result<String> {
     anyhow::ensure!(
         issuer.starts_with("https://") || issuer.starts_with("http://"),
         "--issuer must be an http(s) URL, not {issuer:?}"

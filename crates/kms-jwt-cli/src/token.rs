@@ -36,17 +36,13 @@ pub struct TokenArgs {
 
 /// Runs `kms-jwt token`.
 pub async fn run(args: TokenArgs, opts: &KmsOptions) -> Result<ExitCode> {
-    let issuer = args.issuer.trim_end_matches('/');
-    anyhow::ensure!(
-        issuer.starts_with("https://") || issuer.starts_with("http://"),
-        "--issuer must be an http(s) URL, not {issuer:?}"
-    );
+    let issuer = crate::serve::check_issuer(&args.issuer)?;
     let config = opts.load().await?;
     let region = match &args.sts_region {
         Some(region) => region.clone(),
         None => config.region().map(ToString::to_string).context("no AWS region: pass --sts-region")?,
     };
-    let server_id = args.server_id.as_deref().unwrap_or(issuer);
+    let server_id = args.server_id.as_deref().unwrap_or(&issuer);
     let proof = make_proof(&config, &region, server_id).await?;
     let request =
         TokenRequest { audience: args.aud, ttl: args.ttl.map(|t| humantime::format_duration(t).to_string()), proof };
