@@ -1,8 +1,11 @@
 //! `cargo xtask ci`: what CI checks, in the order that fails fastest.
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 use crate::localstack::Guard;
 use crate::{script, step};
@@ -40,7 +43,7 @@ pub(crate) fn run() -> Result<()> {
     step(&format!("running every test against LocalStack at {}", localstack.endpoint));
     let env = test_env(&localstack.endpoint, &python);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    cargo(&["test", "--workspace", "--all-features"], &env)?;
+    cargo_within(TEST_PASS_LIMIT, &["test", "--workspace", "--all-features"], &env, &[])?;
     step("stopping LocalStack");
     drop(localstack);
 
@@ -56,7 +59,8 @@ pub(crate) fn run() -> Result<()> {
         ("AWS_SECRET_ACCESS_KEY", "test"),
         ("AWS_REGION", "us-east-1"),
     ];
-    cargo_without(
+    cargo_within(
+        TEST_PASS_LIMIT,
         &["test", "--workspace", "--all-features", "--tests"],
         &env,
         &["KMS_JWT_TEST_ENDPOINT", "AWS_ENDPOINT_URL"],
@@ -98,25 +102,71 @@ pub(crate) fn test_env(endpoint: &str, python: &str) -> Vec<(&'static str, Strin
     ]
 }
 
+/// The longest a pass over the tests may take. Each takes a few minutes; a test that hangs
+/// should fail CI with its name on screen (libtest names a test running over 60 s), not hold
+/// the run until CI's own limit ends it without a word.
+const TEST_PASS_LIMIT: Duration = Duration::from_secs(20 * 60);
+
 pub(crate) fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<()> {
-    cargo_without(args, env, &[])
+    cargo_within(Duration::MAX, args, env, &[])
 }
 
-/// Runs cargo with `env` set and `unset` removed from the environment.
-fn cargo_without(args: &[&str], env: &[(&str, &str)], unset: &[&str]) -> Result<()> {
+/// Runs cargo with `env` set and `unset` removed from the environment; past `limit`, stops
+/// it and everything it started.
+fn cargo_within(limit: Duration, args: &[&str], env: &[(&str, &str)], unset: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(&cargo);
     for name in unset {
         cmd.env_remove(name);
     }
-    let status = cmd
+    let mut child = cmd
         .args(args)
         .envs(env.iter().copied())
         .current_dir(crate::repo_root())
-        .status()
+        .spawn()
         .with_context(|| format!("cannot run {cargo}"))?;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > limit {
+            for pid in descendants(child.id()).into_iter().chain([child.id()]) {
+                let _ = kill(Pid::from_raw(i32::try_from(pid)?), Signal::SIGKILL);
+            }
+            let _ = child.wait();
+            bail!("cargo {} ran over {} min and was stopped: a test hangs", args.join(" "), limit.as_secs() / 60);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     if !status.success() {
         bail!("cargo {} failed", args.join(" "));
     }
     Ok(())
+}
+
+/// Every process below `root`, from /proc (the test binaries cargo runs, and what they run).
+fn descendants(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // The command name, in parentheses, may hold spaces: the parent is the second
+            // field after its closing parenthesis.
+            let parent = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, parent))
+        })
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let above = found[i];
+        found.extend(parents.iter().filter(|&&(_, parent)| parent == above).map(|&(pid, _)| pid));
+        i += 1;
+    }
+    found.remove(0);
+    found
 }

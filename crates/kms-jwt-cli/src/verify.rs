@@ -126,78 +126,79 @@ fn read_token_from_stdin() -> Result<Result<String, TokenError>> {
 const CHUNK_LINES: usize = 512;
 
 /// `verify --batch` on every core. A reader hands out chunks of lines, the workers verify them
-/// through the one shared `Verifier` (no lock), and this thread writes the results in input
+/// through clones of the one `Verifier` (no lock), and this thread writes the results in input
 /// order. At most a few chunks per worker are in flight, so memory stays bounded whatever the
 /// input's length.
+///
+/// The reader and the workers are detached threads, not scoped ones: when standard output
+/// closes (`| head -1`), this returns at once, and the process exits without waiting for a
+/// reader that may be blocked on an input that never ends.
 fn batch(verifier: &Verifier, path: &str) -> Result<ExitCode> {
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let mut reader = input::open(path)?;
     let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Line>)>(workers);
-    let work_rx = std::sync::Mutex::new(work_rx);
+    let work_rx = std::sync::Arc::new(std::sync::Mutex::new(work_rx));
     let (done_tx, done_rx) = std::sync::mpsc::channel::<(usize, Vec<u8>, bool)>();
     // One permit per chunk in flight; the writer returns it once the chunk is written.
     let (permit_tx, permit_rx) = std::sync::mpsc::sync_channel::<()>(4 * workers);
-    std::thread::scope(|scope| -> Result<ExitCode> {
-        for _ in 0..workers {
-            let (work_rx, done_tx) = (&work_rx, done_tx.clone());
-            scope.spawn(move || {
-                loop {
-                    let next = work_rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
-                    let Ok((seq, lines)) = next else { break };
-                    let mut text = Vec::with_capacity(lines.len() * 160);
-                    let mut all_valid = true;
-                    for line in &lines {
-                        all_valid &= verify_line(verifier, line, &mut text);
-                    }
-                    if done_tx.send((seq, text, all_valid)).is_err() {
-                        break;
-                    }
+    for _ in 0..workers {
+        let (verifier, work_rx, done_tx) = (verifier.clone(), work_rx.clone(), done_tx.clone());
+        std::thread::spawn(move || {
+            loop {
+                let next = work_rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+                let Ok((seq, lines)) = next else { break };
+                let mut text = Vec::with_capacity(lines.len() * 160);
+                let mut all_valid = true;
+                for line in &lines {
+                    all_valid &= verify_line(&verifier, line, &mut text);
                 }
-            });
-        }
-        drop(done_tx);
-        let reading = scope.spawn(move || -> Result<()> {
-            let mut buf = Vec::new();
-            for seq in 0.. {
-                let mut lines = Vec::with_capacity(CHUNK_LINES);
-                while lines.len() < CHUNK_LINES {
-                    let line = input::next_line(&mut *reader, &mut buf, input::MAX_LINE)
-                        .with_context(|| format!("cannot read {path}"))?;
-                    let Some(line) = line else { break };
-                    lines.push(match line {
-                        input::Line::Text(text) => Line::Text(text.to_owned()),
-                        input::Line::TooLong(len) => Line::TooLong(len),
-                        input::Line::NotUtf8 => Line::NotUtf8,
-                    });
-                }
-                if lines.is_empty() || permit_tx.send(()).is_err() || work_tx.send((seq, lines)).is_err() {
+                if done_tx.send((seq, text, all_valid)).is_err() {
                     break;
                 }
             }
-            Ok(())
         });
-        // The writer owns the receiving ends: when it stops (done, or stdout closed), they drop,
-        // and the reader and the workers see closed channels and stop too.
-        let written = (move || -> Result<bool> {
-            let mut pending = std::collections::BTreeMap::new();
-            let (mut next, mut all_valid) = (0, true);
-            for (seq, text, valid) in done_rx {
-                pending.insert(seq, (text, valid));
-                while let Some((text, valid)) = pending.remove(&next) {
-                    out.write_all(&text)?;
-                    all_valid &= valid;
-                    next += 1;
-                    let _ = permit_rx.recv();
-                }
+    }
+    drop(done_tx);
+    let path = path.to_owned();
+    let reading = std::thread::spawn(move || -> Result<usize> {
+        let mut buf = Vec::new();
+        let mut seq = 0;
+        loop {
+            let mut lines = Vec::with_capacity(CHUNK_LINES);
+            while lines.len() < CHUNK_LINES {
+                let line = input::next_line(&mut *reader, &mut buf, input::MAX_LINE)
+                    .with_context(|| format!("cannot read {path}"))?;
+                let Some(line) = line else { break };
+                lines.push(match line {
+                    input::Line::Text(text) => Line::Text(text.to_owned()),
+                    input::Line::TooLong(len) => Line::TooLong(len),
+                    input::Line::NotUtf8 => Line::NotUtf8,
+                });
             }
-            out.flush()?;
-            Ok(all_valid)
-        })();
-        reading.join().map_err(|_| anyhow::anyhow!("the batch reader panicked"))??;
-        let all_valid = written?;
-        Ok(if all_valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
-    })
+            if lines.is_empty() || permit_tx.send(()).is_err() || work_tx.send((seq, lines)).is_err() {
+                return Ok(seq);
+            }
+            seq += 1;
+        }
+    });
+    // The results end when every worker has stopped, which is when the reader has stopped.
+    let mut pending = std::collections::BTreeMap::new();
+    let (mut next, mut all_valid) = (0, true);
+    for (seq, text, valid) in done_rx {
+        pending.insert(seq, (text, valid));
+        while let Some((text, valid)) = pending.remove(&next) {
+            out.write_all(&text)?;
+            all_valid &= valid;
+            next += 1;
+            let _ = permit_rx.recv();
+        }
+    }
+    out.flush()?;
+    let sent = reading.join().map_err(|_| anyhow::anyhow!("the batch reader panicked"))??;
+    // Only a worker that panicked can lose a chunk; say so rather than end short in silence.
+    anyhow::ensure!(next == sent, "a batch worker stopped after {next} of {sent} chunks");
+    Ok(if all_valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// A batch line, owned so that it can travel to a worker.
