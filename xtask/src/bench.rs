@@ -19,6 +19,12 @@ const SIGN_TOKENS: usize = 1_000;
 const SCALING_TOKENS: usize = 40_000;
 const CONCURRENCY: usize = 16;
 const REPEATS: usize = 5;
+/// `LocalStack`'s dummy credentials, for every command that talks to it.
+const CREDS: [(&str, &str); 3] =
+    [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_DEFAULT_REGION", "us-east-1")];
+const ISSUER_REQUESTS: usize = 500;
+/// The key set the signing runs provision in `LocalStack`.
+const BENCH_SET: &str = "kms-jwt-bench";
 
 /// min, median, max of repeated measurements.
 #[derive(Clone, Copy)]
@@ -156,7 +162,14 @@ pub(crate) fn run() -> Result<()> {
     let base = root.join("target/release/kms-jwt-bench");
     let mut results = verify_benchmarks(&out, &ours, &base)?;
     results.extend(scaling_benchmarks(&out, &ours, &base)?);
-    results.extend(sign_benchmarks(&root, &out, &ours, &base)?);
+    step("starting LocalStack for the signing benchmarks");
+    let localstack = Guard::up()?;
+    let endpoint = localstack.endpoint.clone();
+    let (arn, kid) = crate::block_on(bench_key(&endpoint))?;
+    results.extend(sign_benchmarks(&root, &out, [&ours, &base], &endpoint, &arn, &kid)?);
+    results.extend(cache_benchmarks(&base, &endpoint, &arn)?);
+    results.extend(issuer_benchmarks(&out, [&ours, &base], &endpoint, &arn)?);
+    drop(localstack);
     write_report(&out, &results)
 }
 
@@ -296,18 +309,20 @@ fn scaling_benchmarks(out: &Path, ours: &Path, base: &Path) -> Result<Vec<Compar
 }
 
 /// Signing against LocalStack: client CPU, throughput, and one process.
-fn sign_benchmarks(root: &Path, out: &Path, ours: &Path, base: &Path) -> Result<Vec<Comparison>> {
+fn sign_benchmarks(
+    root: &Path,
+    out: &Path,
+    [ours, base]: [&Path; 2],
+    endpoint: &str,
+    arn: &str,
+    kid: &str,
+) -> Result<Vec<Comparison>> {
     let mut results = Vec::new();
-    step("starting LocalStack for the signing benchmarks");
-    let localstack = Guard::up()?;
     let python = Guard::python()?;
     let aws_cli = Path::new(&python).with_file_name("aws");
-    let endpoint = localstack.endpoint.clone();
-    let (arn, kid) = crate::block_on(bench_key(&endpoint))?;
     let claims = out.join("claims.jsonl");
     let lines: Vec<String> = (0..SIGN_TOKENS).map(|i| format!("{{\"sub\":\"user-{i}\"}}")).collect();
     std::fs::write(&claims, lines.join("\n") + "\n")?;
-    let creds = [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_DEFAULT_REGION", "us-east-1")];
     let c = CONCURRENCY.to_string();
 
     step(&format!(
@@ -315,14 +330,14 @@ fn sign_benchmarks(root: &Path, out: &Path, ours: &Path, base: &Path) -> Result<
     ));
     let mut ours_cmd = Command::new(ours);
     ours_cmd
-        .args(["--endpoint-url", &endpoint, "--region", "us-east-1", "sign", "--key", &arn, "--batch"])
+        .args(["--endpoint-url", endpoint, "--region", "us-east-1", "sign", "--key", arn, "--batch"])
         .arg(&claims)
         .args(["--concurrency", &c])
-        .envs(creds);
+        .envs(CREDS);
     let mut boto3_cmd = Command::new(&python);
-    boto3_cmd.arg(root.join("scripts/bench_boto3.py")).args([&endpoint, &arn, &kid, &c]).envs(creds);
+    boto3_cmd.arg(root.join("scripts/bench_boto3.py")).args([endpoint, arn, kid, &c]).envs(CREDS);
     let mut sdk_cmd = Command::new(base);
-    sdk_cmd.args(["sign-sdk", &endpoint, &arn, &SIGN_TOKENS.to_string(), &c]).envs(creds);
+    sdk_cmd.args(["sign-sdk", endpoint, arn, &SIGN_TOKENS.to_string(), &c]).envs(CREDS);
     let [(ours_wall, ours_cpu), (boto3_wall, boto3_cpu), (sdk_wall, sdk_cpu)] =
         rounds(REPEATS, [(&mut ours_cmd, None), (&mut boto3_cmd, Some(&claims)), (&mut sdk_cmd, None)])?;
     results.push(Comparison {
@@ -383,12 +398,12 @@ fn sign_benchmarks(root: &Path, out: &Path, ours: &Path, base: &Path) -> Result<
     let msg = out.join("message.txt");
     std::fs::write(&msg, "hello")?;
     let mut one = Command::new(ours);
-    one.args(["--endpoint-url", &endpoint, "--region", "us-east-1", "sign", "--key", &arn, "--sub", "x"]).envs(creds);
+    one.args(["--endpoint-url", endpoint, "--region", "us-east-1", "sign", "--key", arn, "--sub", "x"]).envs(CREDS);
     let mut cli = Command::new(&aws_cli);
-    cli.args(["--endpoint-url", &endpoint, "kms", "sign", "--key-id", &arn, "--message"])
+    cli.args(["--endpoint-url", endpoint, "kms", "sign", "--key-id", arn, "--message"])
         .arg(format!("fileb://{}", msg.display()))
         .args(["--message-type", "RAW", "--signing-algorithm", "ECDSA_SHA_256"])
-        .envs(creds);
+        .envs(CREDS);
     let [(one_wall, _), (cli_wall, _)] = rounds(7, [(&mut one, None), (&mut cli, None)])?;
     results.push(Comparison {
         measure: "one process: wall time of one sign".into(),
@@ -399,20 +414,18 @@ fn sign_benchmarks(root: &Path, out: &Path, ours: &Path, base: &Path) -> Result<
         goal: 0.1,
         higher_is_better: false,
     });
-    results.extend(cache_benchmarks(base, &endpoint, &arn, creds)?);
-    drop(localstack);
     Ok(results)
 }
 
 /// Tokens that never wait: mints through a `TokenCache` in front of a KMS made 50 ms slower,
 /// against the same mints straight through the signer.
-fn cache_benchmarks(base: &Path, endpoint: &str, arn: &str, creds: [(&str, &str); 3]) -> Result<Vec<Comparison>> {
+fn cache_benchmarks(base: &Path, endpoint: &str, arn: &str) -> Result<Vec<Comparison>> {
     step(
         "tokens that never wait: 10,000 mints over 100 claims sets at concurrency 32, KMS 50 ms slower, cached and not",
     );
     let run = |cached: bool| -> Result<Value> {
         let mut cmd = Command::new(base);
-        cmd.args(["cache-latency", endpoint, arn]).envs(creds);
+        cmd.args(["cache-latency", endpoint, arn]).envs(CREDS);
         if cached {
             cmd.arg("--cached");
         }
@@ -456,13 +469,146 @@ fn cache_benchmarks(base: &Path, endpoint: &str, arn: &str, creds: [(&str, &str)
     Ok(results)
 }
 
+/// `POST /token` answers per second and p99 at concurrency 16, every answer a token cached for
+/// its (principal, audience) or every one new, next to `kms-jwt sign` of the same claims.
+fn issuer_benchmarks(out: &Path, [ours, base]: [&Path; 2], endpoint: &str, arn: &str) -> Result<Vec<Comparison>> {
+    step(&format!(
+        "issuer: {ISSUER_REQUESTS} POST /token at concurrency {CONCURRENCY}, cached and new tokens, against kms-jwt sign of the same claims, one warm-up and {REPEATS} interleaved runs each"
+    ));
+    // Every audience a miss run asks for, listed: the policy has no audience patterns.
+    let misses: Vec<String> =
+        (0..=REPEATS).flat_map(|round| (0..ISSUER_REQUESTS).map(move |i| format!("\"miss-{round}-{i}\""))).collect();
+    let policy = out.join("token-policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[[rule]]\nprincipals = [\"arn:aws:iam::*:root\"]\naudiences = [\"api\", {}]\nmax_ttl = \"15m\"\n",
+            misses.join(", ")
+        ),
+    )?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let mut serve = Command::new(ours);
+    serve
+        .args(["--endpoint-url", endpoint, "--region", "us-east-1", "serve", "--key", BENCH_SET, "--issuer", &issuer])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--token-policy"])
+        .arg(&policy)
+        .args(["--sts-endpoint-url", endpoint, "--rate-limit", "1000000000"])
+        .envs(CREDS);
+    let _server = Server::start(serve)?;
+
+    let account = "000000000000";
+    let claims = out.join("issuer-claims.jsonl");
+    let line = format!("{{\"sub\":\"arn:aws:iam::{account}:root\",\"aws_account\":\"{account}\"}}\n");
+    std::fs::write(&claims, line.repeat(ISSUER_REQUESTS))?;
+    let (n, c) = (ISSUER_REQUESTS.to_string(), CONCURRENCY.to_string());
+    let mut cli = Command::new(ours);
+    cli.args(["--endpoint-url", endpoint, "--region", "us-east-1", "sign", "--key", arn, "--batch"])
+        .arg(&claims)
+        .args(["--iss", &issuer, "--aud", "api", "--ttl", "15m", "--jti", "--concurrency", &c])
+        .envs(CREDS);
+    let figures = |args: &[&str]| -> Result<Value> {
+        let output = Command::new(base).args(args).envs(CREDS).output()?;
+        anyhow::ensure!(output.status.success(), "{} failed: {}", args[0], String::from_utf8_lossy(&output.stderr));
+        Ok(serde_json::from_slice(&output.stdout)?)
+    };
+    let mut samples: [Vec<f64>; 7] = Default::default();
+    for round in 0..=REPEATS {
+        let (cli_wall, _) = measure(&mut cli, None)?;
+        let library = figures(&["sign-latency", endpoint, arn, &issuer, &n, &c])?;
+        let hits = figures(&["issuer-load", &issuer, "api", &n, &c])?;
+        let prefix = format!("miss-{round}-");
+        let new = figures(&["issuer-load", &issuer, &prefix, &n, &c, "--distinct"])?;
+        if round == 0 {
+            continue;
+        }
+        let figure = |v: &Value, name: &str| v[name].as_f64().unwrap_or(f64::NAN);
+        let round_figures = [
+            ISSUER_REQUESTS as f64 / cli_wall,
+            figure(&library, "p99_ms"),
+            figure(&hits, "per_sec"),
+            figure(&hits, "p99_ms"),
+            figure(&new, "per_sec"),
+            figure(&new, "p99_ms"),
+            figure(&library, "per_sec"),
+        ];
+        for (sample, x) in samples.iter_mut().zip(round_figures) {
+            sample.push(x);
+        }
+    }
+    let [cli_rate, library_p99, hit_rate, hit_p99, new_rate, new_p99, library_rate] = samples.map(Stats::of);
+    let mut results = Vec::new();
+    for (kind, rate, p99) in [("cached token", hit_rate, hit_p99), ("new token", new_rate, new_p99)] {
+        results.push(Comparison {
+            measure: format!("issuer: POST /token at concurrency {CONCURRENCY}, {kind}"),
+            unit: "answers/s",
+            ours: rate,
+            baseline: "`kms-jwt sign --batch` of the same claims (context)".into(),
+            theirs: cli_rate,
+            goal: f64::INFINITY,
+            higher_is_better: true,
+        });
+        results.push(Comparison {
+            measure: format!("issuer: POST /token p99 at concurrency {CONCURRENCY}, {kind}"),
+            unit: "ms",
+            ours: p99,
+            baseline: "kms-jwt's KMS signer, same claims, p99 (context)".into(),
+            theirs: library_p99,
+            goal: f64::INFINITY,
+            higher_is_better: false,
+        });
+    }
+    results.push(Comparison {
+        measure: format!("sign: kms-jwt's KMS signer in-process, issuer's claims, concurrency {CONCURRENCY}"),
+        unit: "tokens/s",
+        ours: library_rate,
+        baseline: "`kms-jwt sign --batch` of the same claims (context)".into(),
+        theirs: cli_rate,
+        goal: f64::INFINITY,
+        higher_is_better: true,
+    });
+    Ok(results)
+}
+
+/// A `kms-jwt serve` for the issuer runs, stopped on drop; its audit lines are read and dropped.
+struct Server(std::process::Child);
+
+impl Server {
+    fn start(mut cmd: Command) -> Result<Server> {
+        use std::io::BufRead as _;
+        let mut child =
+            cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().context("cannot start kms-jwt serve")?;
+        let mut lines = std::io::BufReader::new(child.stderr.take().context("no stderr")?).lines();
+        let mut seen = Vec::new();
+        loop {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.kill();
+                bail!("kms-jwt serve exited: {}", seen.join("\n"));
+            };
+            if line.starts_with("kms-jwt: listening on ") {
+                break;
+            }
+            seen.push(line);
+        }
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+        Ok(Server(child))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// An ECC P-256 key set for the signing runs; returns its key ARN and kid.
 async fn bench_key(endpoint: &str) -> Result<(String, String)> {
     let mut opts = KmsOptions::endpoint(endpoint, "us-east-1");
     opts.static_credentials = Some(("test".into(), "test".into()));
     let sets = KeySets::new(opts.connect().await?);
     let req = ProvisionRequest {
-        name: KeySetName::parse("kms-jwt-bench")?,
+        name: KeySetName::parse(BENCH_SET)?,
         key_spec: "ECC_NIST_P256".into(),
         description: "kms-jwt bench".into(),
         tags: vec![],

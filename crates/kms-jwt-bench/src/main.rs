@@ -54,6 +54,99 @@ enum Command {
         #[arg(long)]
         cached: bool,
     },
+    /// POST COUNT requests to the issuer's /token, CONCURRENCY at a time, as LocalStack's root,
+    /// every proof made before the clock starts; all for AUDIENCE, or with --distinct for
+    /// AUDIENCE0, AUDIENCE1, ... (each a new token: a cache miss). Prints answers per second
+    /// and latency percentiles as JSON
+    IssuerLoad {
+        issuer: String,
+        audience: String,
+        count: usize,
+        concurrency: usize,
+        #[arg(long)]
+        distinct: bool,
+    },
+    /// Sign COUNT tokens with the claims the issuer gives LocalStack's root (iss ISSUER, aud
+    /// api, 15 minutes, a jti) through kms-jwt's KMS signer, CONCURRENCY at a time, as
+    /// `kms-jwt sign` does. Prints tokens per second and latency percentiles as JSON
+    SignLatency { endpoint: String, key_arn: String, issuer: String, count: usize, concurrency: usize },
+}
+
+/// The account `LocalStack` answers `GetCallerIdentity` with, for the default test credentials.
+const LOCALSTACK_ACCOUNT: &str = "000000000000";
+
+/// Latencies' median and 99th percentile in milliseconds, and their rate over `elapsed`.
+fn latency_figures(mut latencies: Vec<Duration>, elapsed: Duration) -> serde_json::Value {
+    latencies.sort_unstable();
+    let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)].as_secs_f64() * 1e3;
+    serde_json::json!({
+        "count": latencies.len(), "per_sec": latencies.len() as f64 / elapsed.as_secs_f64(),
+        "p50_ms": pct(50), "p99_ms": pct(99), "max_ms": pct(100),
+    })
+}
+
+async fn issuer_load(issuer: String, audience: String, count: usize, concurrency: usize, distinct: bool) -> Result<()> {
+    let opts = kms_jwt::kms::KmsOptions { region: Some("us-east-1".into()), ..Default::default() };
+    let config = opts.load().await?;
+    let mut requests = Vec::with_capacity(count);
+    for i in 0..count {
+        let proof = kms_jwt::issuer::make_proof(&config, "us-east-1", &issuer).await?;
+        let audience = if distinct { format!("{audience}{i}") } else { audience.clone() };
+        requests.push(serde_json::to_vec(&kms_jwt::issuer::TokenRequest { audience, ttl: None, proof })?);
+    }
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let url = format!("{issuer}/token");
+    let started = Instant::now();
+    let latencies: Vec<Duration> = futures_util::stream::iter(requests)
+        .map(|body| {
+            let (client, url) = (&client, &url);
+            async move {
+                let sent = Instant::now();
+                let answer = client.post(url).header("content-type", "application/json").body(body).send().await?;
+                let status = answer.status();
+                let text = answer.text().await?;
+                anyhow::ensure!(status == 200 && text.contains("\"token\""), "the issuer answered {status}: {text}");
+                Ok(sent.elapsed())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    writeln!(std::io::stdout().lock(), "{}", latency_figures(latencies, started.elapsed()))?;
+    Ok(())
+}
+
+async fn sign_latency(
+    endpoint: String,
+    key_arn: String,
+    issuer: String,
+    count: usize,
+    concurrency: usize,
+) -> Result<()> {
+    let kms = kms_jwt::kms::KmsOptions::endpoint(endpoint, "us-east-1").connect().await?;
+    let signer = JwtSigner::new(kms_jwt::kms::KmsSigner::new(&kms, &key_arn).await?)?;
+    let claims = Claims::new()
+        .issuer(issuer)
+        .subject(format!("arn:aws:iam::{LOCALSTACK_ACCOUNT}:root"))
+        .audience("api")
+        .claim(kms_jwt::issuer::ACCOUNT_CLAIM, LOCALSTACK_ACCOUNT);
+    let started = Instant::now();
+    let latencies: Vec<Duration> = futures_util::stream::iter(0..count)
+        .map(|_| {
+            let (signer, claims) = (&signer, &claims);
+            async move {
+                let sent = Instant::now();
+                let now = kms_jwt::claims::now();
+                let claims = claims.clone().issued_at(now).expires_at(now + 900).random_jwt_id();
+                signer.sign(&claims).await?;
+                Ok::<_, kms_jwt::Error>(sent.elapsed())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    writeln!(std::io::stdout().lock(), "{}", latency_figures(latencies, started.elapsed()))?;
+    Ok(())
 }
 
 /// KMS made slow: every signature waits this long first (as a region away, or a loaded KMS).
@@ -121,7 +214,7 @@ async fn cache_latency(endpoint: String, key_arn: String, cached: bool) -> Resul
     }
     let warm_calls = slow.calls.load(Ordering::Relaxed);
     let started = Instant::now();
-    let mut latencies: Vec<Duration> = futures_util::stream::iter(0..CACHE_MINTS)
+    let latencies: Vec<Duration> = futures_util::stream::iter(0..CACHE_MINTS)
         .map(|i| {
             let mint = mint(i);
             async move {
@@ -136,17 +229,15 @@ async fn cache_latency(endpoint: String, key_arn: String, cached: bool) -> Resul
         .try_collect()
         .await?;
     let elapsed = started.elapsed();
-    latencies.sort_unstable();
-    let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)].as_secs_f64() * 1e3;
     // A token is refreshed when it is (ttl - 2 margins) old: that many refresh cycles fit the run.
     let cycle = CACHE_TTL.saturating_sub(2 * CACHE_MARGIN).as_millis().max(1);
     let cycles = 1 + usize::try_from(elapsed.as_millis() / cycle).unwrap_or(usize::MAX);
     let calls = slow.calls.load(Ordering::Relaxed);
-    let out = serde_json::json!({
-        "mints": CACHE_MINTS, "p50_ms": pct(50), "p99_ms": pct(99), "max_ms": pct(100),
-        "sign_calls": calls, "warm_up_calls": warm_calls, "elapsed_s": elapsed.as_secs_f64(),
-        "expected_calls": CACHE_CLAIM_SETS * cycles,
-    });
+    let mut out = latency_figures(latencies, elapsed);
+    out["sign_calls"] = calls.into();
+    out["warm_up_calls"] = warm_calls.into();
+    out["elapsed_s"] = elapsed.as_secs_f64().into();
+    out["expected_calls"] = (CACHE_CLAIM_SETS * cycles).into();
     writeln!(std::io::stdout().lock(), "{out}")?;
     Ok(())
 }
@@ -267,6 +358,12 @@ async fn main() -> Result<()> {
             verify_threads(&tokens, &jwks, threads, clones, bare)
         }
         Command::CacheLatency { endpoint, key_arn, cached } => cache_latency(endpoint, key_arn, cached).await,
+        Command::IssuerLoad { issuer, audience, count, concurrency, distinct } => {
+            issuer_load(issuer, audience, count, concurrency, distinct).await
+        }
+        Command::SignLatency { endpoint, key_arn, issuer, count, concurrency } => {
+            sign_latency(endpoint, key_arn, issuer, count, concurrency).await
+        }
         Command::SignSdk { endpoint, key_arn, count, concurrency } => {
             let client = kms_jwt::kms::KmsOptions::endpoint(endpoint, "us-east-1").connect().await?.sdk().clone();
             let signed = futures_util::stream::iter(0..count)
