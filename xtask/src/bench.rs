@@ -613,6 +613,7 @@ async fn bench_key(endpoint: &str) -> Result<(String, String)> {
         description: "kms-jwt bench".into(),
         tags: vec![],
         max_token_ttl: kms_jwt::keyset::DEFAULT_MAX_TOKEN_TTL,
+        regions: vec![],
     };
     let done = sets.provision(&req).await?;
     Ok((done.info.arn, done.kid))

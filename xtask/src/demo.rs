@@ -38,6 +38,7 @@ async fn flow(kms: &KmsOptions) -> Result<()> {
         description: "kms-jwt demo".into(),
         tags: vec![],
         max_token_ttl: kms_jwt::keyset::DEFAULT_MAX_TOKEN_TTL,
+        regions: vec![],
     };
     let provisioned = sets.provision(&req).await?;
     say(&serde_json::to_string_pretty(&provisioned.to_json())?);

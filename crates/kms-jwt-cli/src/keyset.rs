@@ -49,6 +49,9 @@ pub struct ProvisionArgs {
     /// Also write public.pem (current key) and jwks.json (the set) here
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
+    /// A multi-Region set: the primary key in R1, replicas and the set's aliases in the others (rotate and status find them)
+    #[arg(long, value_name = "R1,R2,...", value_delimiter = ',', num_args = 1..)]
+    regions: Vec<String>,
 }
 
 /// Make a new (or the staged next) key current, demote the current key to previous, retire the old previous; prints JSON
@@ -101,13 +104,18 @@ pub async fn run(args: KeysetArgs, opts: &KmsOptions) -> Result<ExitCode> {
 /// Runs `kms-jwt keyset provision`.
 pub async fn provision(args: ProvisionArgs, opts: &KmsOptions) -> Result<ExitCode> {
     let name = KeySetName::parse(&args.key)?;
-    let sets = KeySets::new(opts.connect().await?);
+    let kms = match args.regions.first() {
+        Some(primary) => opts.in_region(primary).connect().await?,
+        None => opts.connect().await?,
+    };
+    let sets = KeySets::new(kms);
     let req = ProvisionRequest {
         name: name.clone(),
         key_spec: args.key_spec,
         description: args.description,
         tags: args.tag,
         max_token_ttl: args.max_token_ttl,
+        regions: args.regions,
     };
     let done = sets.provision(&req).await?;
     if let Some(dir) = &args.out_dir {

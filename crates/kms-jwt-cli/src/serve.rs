@@ -48,6 +48,9 @@ pub struct ServeArgs {
     /// How often to re-read the keys from KMS; also the documents' Cache-Control max-age
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     refresh: Duration,
+    /// Read the keys from R when KMS in --region fails (a multi-Region set publishes the same keys in every region); repeatable, tried in order
+    #[arg(long, value_name = "R")]
+    fallback_region: Vec<String>,
 
     #[command(flatten)]
     token_issuer: crate::issue::IssuerArgs,
@@ -74,6 +77,23 @@ pub(crate) fn check_issuer(issuer: &str) -> Result<String> {
 async fn documents(keys: &[String], issuer: &str, kms: &KmsClient) -> Result<Documents> {
     let jwks = crate::keys::fetch_jwks(keys, None, kms).await?;
     Ok(Documents::new(issuer, &jwks))
+}
+
+/// The documents from the first region that answers, in order: every region of a multi-Region
+/// set publishes the same keys. An error that is not an outage (a wrong key) is not passed over.
+async fn documents_from(keys: &[String], issuer: &str, regions: &[KmsClient]) -> Result<Documents> {
+    let mut last = None;
+    for kms in regions {
+        match documents(keys, issuer, kms).await {
+            Ok(docs) => return Ok(docs),
+            Err(e) if e.chain().any(|c| c.downcast_ref::<kms_jwt::Error>().is_some_and(kms_jwt::Error::is_outage)) => {
+                tracing::warn!(region = kms.region(), error = %format!("{e:#}"), "kms is unavailable; reading the next region");
+                last = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no region to read the keys from")))
 }
 
 /// Runs `kms-jwt publish`.
@@ -115,19 +135,18 @@ struct AppState {
 pub async fn serve(args: ServeArgs, opts: &KmsOptions) -> Result<ExitCode> {
     let issuer = check_issuer(&args.issuer)?;
     let kms = opts.connect().await?;
+    let mut regions = vec![kms.clone()];
+    for region in &args.fallback_region {
+        regions.push(opts.in_region(region).connect().await?);
+    }
     // Start only with something good to serve: a typo in --key fails here, not at the first fetch.
-    let docs = documents(&args.key, &issuer, &kms).await?;
+    let docs = documents_from(&args.key, &issuer, &regions).await?;
     let state = AppState {
         published: Arc::new(RwLock::new(Published { docs, refreshed_at: SystemTime::now(), last_error: None })),
         cache_control: HeaderValue::from_str(&publish::cache_control(args.refresh.as_secs())).context("max-age")?,
     };
-    let refresher = tokio::spawn(refresh_loop(
-        args.key.clone(),
-        issuer.clone(),
-        kms.clone(),
-        args.refresh,
-        state.published.clone(),
-    ));
+    let refresher =
+        tokio::spawn(refresh_loop(args.key.clone(), issuer.clone(), regions, args.refresh, state.published.clone()));
 
     let mut app = Router::new()
         .route(JWKS_PATH, get(jwks))
@@ -186,7 +205,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: Router) {
 async fn refresh_loop(
     keys: Vec<String>,
     issuer: String,
-    kms: KmsClient,
+    regions: Vec<KmsClient>,
     every: Duration,
     published: Arc<RwLock<Published>>,
 ) {
@@ -195,7 +214,7 @@ async fn refresh_loop(
     tick.tick().await;
     loop {
         tick.tick().await;
-        let result = documents(&keys, &issuer, &kms).await;
+        let result = documents_from(&keys, &issuer, &regions).await;
         let mut guard = published.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         match result {
             Ok(docs) => {

@@ -7,8 +7,9 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, anyhow};
 use clap::Args;
 use futures_util::StreamExt as _;
+use kms_jwt::failover::FailoverSigner;
 use kms_jwt::kms::{KmsOptions, KmsSigner};
-use kms_jwt::{Algorithm, Claims, JwtSigner, KeyIdMode};
+use kms_jwt::{Algorithm, Claims, JwtSigner, KeyIdMode, Signer};
 
 use crate::input::{self, Line};
 
@@ -74,6 +75,14 @@ pub struct SignArgs {
     /// KMS Sign calls in flight at once in --batch mode
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     concurrency: u16,
+
+    /// Sign with the key's multi-Region replica in R when KMS in --region fails (unreachable, timeout, 5xx or throttling after the retries); repeatable, tried in order
+    #[arg(long, value_name = "R")]
+    fallback_region: Vec<String>,
+
+    /// How long a region that failed is passed over before it is tried again
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration, requires = "fallback_region")]
+    failback_after: Duration,
 }
 
 impl SignArgs {
@@ -109,11 +118,11 @@ impl SignArgs {
         Ok(claims)
     }
 
-    fn kid_mode(&self, signer: &KmsSigner) -> KeyIdMode {
+    fn kid_mode(&self, key_id: &str, arn: &str) -> KeyIdMode {
         match self.kid.as_str() {
             "thumbprint" => KeyIdMode::Thumbprint,
-            "key-id" => KeyIdMode::Fixed(signer.key().key_id.clone()),
-            "arn" => KeyIdMode::Fixed(signer.key().arn.clone()),
+            "key-id" => KeyIdMode::Fixed(key_id.to_owned()),
+            "arn" => KeyIdMode::Fixed(arn.to_owned()),
             other => KeyIdMode::Fixed(other.to_owned()),
         }
     }
@@ -132,20 +141,34 @@ pub async fn run(args: SignArgs, opts: &KmsOptions) -> Result<ExitCode> {
         (None, None, None) => Some(Claims::new()),
     };
     let kms = opts.connect().await?;
-    let kms = KmsSigner::builder(&kms, &args.key).algorithm(args.alg).build().await?;
-    let kid = args.kid_mode(&kms);
-    let signer = JwtSigner::with_kid(kms, kid)?;
+    if args.fallback_region.is_empty() {
+        let kms = KmsSigner::builder(&kms, &args.key).algorithm(args.alg).build().await?;
+        let kid = args.kid_mode(&kms.key().key_id, &kms.key().arn);
+        return emit(&args, single, &JwtSigner::with_kid(kms, kid)?).await;
+    }
+    let mut clients = vec![kms];
+    for region in &args.fallback_region {
+        clients.push(opts.in_region(region).connect().await?);
+    }
+    let signer =
+        FailoverSigner::builder(clients, &args.key).algorithm(args.alg).backoff(args.failback_after).build().await?;
+    let kid = args.kid_mode(signer.key_id(), &signer.arn());
+    emit(&args, single, &JwtSigner::with_kid(signer, kid)?).await
+}
+
+/// Signs the one token, or the batch.
+async fn emit<S: Signer>(args: &SignArgs, single: Option<Claims>, signer: &JwtSigner<S>) -> Result<ExitCode> {
     match single {
         Some(claims) => {
             let token = signer.sign(&args.finish(claims, kms_jwt::claims::now())?).await?;
             writeln!(std::io::stdout().lock(), "{token}")?;
             Ok(ExitCode::SUCCESS)
         }
-        None => batch(&args, &signer, args.batch.as_deref().unwrap_or("-")).await,
+        None => batch(args, signer, args.batch.as_deref().unwrap_or("-")).await,
     }
 }
 
-async fn batch(args: &SignArgs, signer: &JwtSigner<KmsSigner>, path: &str) -> Result<ExitCode> {
+async fn batch<S: Signer>(args: &SignArgs, signer: &JwtSigner<S>, path: &str) -> Result<ExitCode> {
     let concurrency = usize::from(args.concurrency);
     let mut reader = input::open(path)?;
     let path_owned = path.to_owned();

@@ -9,7 +9,7 @@ use kms_jwt_test_support as support;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -33,15 +33,32 @@ enum Fault {
     BeforeSign(usize, Arc<dyn Fn() + Send + Sync>),
     /// After this many state-changing KMS calls, fail every request (a process killed there).
     CutAfterWrites(usize),
+    /// A region that can be cut while a test runs: [`UP`], [`BLACK_HOLE`] or [`ERRORS`].
+    Switch(Arc<AtomicU8>),
 }
+
+/// [`Fault::Switch`] states: forward; accept and never answer; answer every request with 503.
+const UP: u8 = 0;
+const BLACK_HOLE: u8 = 1;
+const ERRORS: u8 = 2;
 
 struct Proxy {
     url: String,
     requests: Arc<AtomicUsize>,
+    /// Sign requests forwarded to LocalStack (and answered there).
+    signed: Arc<AtomicUsize>,
 }
 
-const WRITES: [&str; 7] =
-    ["CreateKey", "CreateAlias", "UpdateAlias", "DeleteAlias", "TagResource", "ScheduleKeyDeletion", "DisableKey"];
+const WRITES: [&str; 8] = [
+    "CreateKey",
+    "CreateAlias",
+    "UpdateAlias",
+    "DeleteAlias",
+    "TagResource",
+    "ScheduleKeyDeletion",
+    "DisableKey",
+    "ReplicateKey",
+];
 
 /// A deterministic pseudo-random percentage for request `n` (splitmix64).
 fn chance(n: u64) -> u64 {
@@ -59,13 +76,14 @@ fn kms_error(status: StatusCode, kind: &str, message: &str) -> Response {
 impl Proxy {
     async fn start(fault: Fault) -> Proxy {
         let target = support::endpoint();
-        let requests = Arc::new(AtomicUsize::new(0));
+        let (requests, signed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let (signs, writes) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let http = reqwest::Client::new();
-        let counter = requests.clone();
+        let (counter, signed_counter) = (requests.clone(), signed.clone());
         let handler = move |headers: HeaderMap, body: Bytes| {
             let (fault, http, target) = (fault.clone(), http.clone(), target.clone());
             let (n, signs, writes) = (counter.fetch_add(1, Ordering::SeqCst) as u64, signs.clone(), writes.clone());
+            let signed = signed_counter.clone();
             async move {
                 let op = headers
                     .get("x-amz-target")
@@ -97,6 +115,11 @@ impl Proxy {
                             writes.fetch_add(1, Ordering::SeqCst);
                         }
                     }
+                    Fault::Switch(state) => match state.load(Ordering::SeqCst) {
+                        BLACK_HOLE => std::future::pending::<()>().await,
+                        ERRORS => return kms_error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "cut"),
+                        _ => {}
+                    },
                     _ => {}
                 }
                 let mut request = http.post(&target).body(body);
@@ -107,6 +130,9 @@ impl Proxy {
                 }
                 let upstream = request.send().await.unwrap();
                 let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap();
+                if op == "Sign" && status.is_success() {
+                    signed.fetch_add(1, Ordering::SeqCst);
+                }
                 let content_type = upstream.headers().get("content-type").cloned();
                 let mut bytes = upstream.bytes().await.unwrap().to_vec();
                 if let (Fault::RewriteSign(member, value), "Sign", true) = (&fault, op.as_str(), status.is_success()) {
@@ -125,7 +151,7 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Proxy { url, requests }
+        Proxy { url, requests, signed }
     }
 }
 
@@ -307,6 +333,129 @@ async fn a_rotation_cut_after_each_kms_call_converges_on_the_next_run() {
         assert!(after.next.is_none(), "cut {cut}");
         let retired = client.describe_key().key_id(&old_previous).send().await.unwrap().key_metadata.unwrap();
         assert_eq!(retired.key_state().unwrap().as_str(), "PendingDeletion", "cut {cut}");
+    }
+}
+
+#[tokio::test]
+async fn a_batch_through_a_cut_of_the_primary_signs_every_token_in_order_with_one_kid() {
+    let (_, name) = support::key_set_in("ECC_NIST_P256", &["us-east-1", "eu-west-1"]).await;
+    let jwks = kms_jwt(&support::endpoint()).args(["jwks", "--key", name.name()]).output().unwrap();
+    let verifier = Verifier::from_jwks(&Jwks::parse(&jwks.stdout).unwrap(), None).unwrap();
+    for cut in [BLACK_HOLE, ERRORS] {
+        let region = Arc::new(AtomicU8::new(UP));
+        let proxy = Proxy::start(Fault::Switch(region.clone())).await;
+        // us-east-1, the primary, through the proxy; eu-west-1 straight to LocalStack.
+        let mut cmd = kms_jwt(&support::endpoint());
+        cmd.env("KMS_JWT_ENDPOINT_URL_US_EAST_1", &proxy.url)
+            .args(["--timeout", "2s", "--attempt-timeout", "1s", "--max-attempts", "2", "sign", "--key", name.name()])
+            .args(["--batch", "-", "--fallback-region", "eu-west-1", "--failback-after", "1s"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let (requests, signed) = (proxy.requests.clone(), proxy.signed.clone());
+        // The batch is fed in thirds: before the cut, during it, after the primary is back.
+        let (out, cut_requests, signed_before_recovery) = tokio::task::spawn_blocking(move || {
+            let mut child = cmd.spawn().unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let lines = claims_lines(300);
+            let thirds: Vec<&[u8]> = split_at_lines(&lines, 100);
+            stdin.write_all(thirds[0]).unwrap();
+            std::thread::sleep(Duration::from_secs(2));
+            region.store(cut, Ordering::SeqCst);
+            let at_cut = requests.load(Ordering::SeqCst);
+            stdin.write_all(thirds[1]).unwrap();
+            std::thread::sleep(Duration::from_secs(3));
+            region.store(UP, Ordering::SeqCst);
+            let cut_requests = requests.load(Ordering::SeqCst) - at_cut;
+            let signed_before_recovery = signed.load(Ordering::SeqCst);
+            // Past the back-off, a probe finds the primary answering again.
+            std::thread::sleep(Duration::from_millis(1500));
+            stdin.write_all(thirds[2]).unwrap();
+            drop(stdin);
+            (child.wait_with_output().unwrap(), cut_requests, signed_before_recovery)
+        })
+        .await
+        .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "cut {cut}: {err}");
+        assert_tokens_in_order(&out, 300, &verifier);
+        let text = String::from_utf8(out.stdout.clone()).unwrap();
+        let kids: std::collections::BTreeSet<String> =
+            text.lines().map(|t| kms_jwt::jws::decode_unverified(t).unwrap().0["kid"].to_string()).collect();
+        assert_eq!(kids.len(), 1, "cut {cut}: one kid: {kids:?}");
+        // The cut cost the calls in flight at that moment (16, two attempts each) and a probe
+        // per back-off, not a timeout per token: 100 tokens would be 200 requests.
+        assert!(cut_requests <= 48, "cut {cut}: {cut_requests} requests reached the cut region");
+        assert!(signed_before_recovery > 0, "cut {cut}: the primary signed before the cut");
+        assert!(
+            proxy.signed.load(Ordering::SeqCst) > signed_before_recovery,
+            "cut {cut}: signing returned to the primary: {err}"
+        );
+    }
+}
+
+/// `lines` cut after every `n` lines.
+fn split_at_lines(lines: &[u8], n: usize) -> Vec<&[u8]> {
+    let mut parts = Vec::new();
+    let (mut start, mut count) = (0, 0);
+    for (i, b) in lines.iter().enumerate() {
+        if *b == b'\n' {
+            count += 1;
+            if count % n == 0 {
+                parts.push(&lines[start..=i]);
+                start = i + 1;
+            }
+        }
+    }
+    if start < lines.len() {
+        parts.push(&lines[start..]);
+    }
+    parts
+}
+
+#[tokio::test]
+async fn a_multi_region_rotation_cut_after_each_kms_call_converges_on_the_next_run() {
+    let regions = ["us-east-1", "eu-west-1"];
+    let policy = support::rotation_policy(Some(Duration::ZERO), false);
+    // With a previous key to retire, a two-region rotation makes 16 state-changing calls:
+    // the lock, CreateKey, CreateAlias next, TagResource kid, ReplicateKey, CreateAlias next
+    // (eu-west-1), two ScheduleKeyDeletion, TagResource demoted-at, previous and current in
+    // eu-west-1, then in us-east-1, DeleteAlias next in both, DeleteAlias lock. After 15 the
+    // rotation is complete but for its lock, and running it again is a new rotation.
+    for cut in 0..15 {
+        let (sets, name) = support::key_set_in("ECC_NIST_P256", &regions).await;
+        sets.rotate(&name, &policy).await.unwrap();
+        let old_current = sets.resolve(&name).await.unwrap().current.unwrap().key_id;
+
+        let proxy = Proxy::start(Fault::CutAfterWrites(cut)).await;
+        let mut opts = kms_jwt::kms::KmsOptions::endpoint(&proxy.url, "us-east-1");
+        opts.max_attempts = 1;
+        let first = KeySets::new(opts.connect().await.unwrap()).rotate(&name, &policy).await;
+        for region in regions {
+            let current = support::alias_target_in(&name.current(), region).await;
+            assert!(current.is_some(), "cut {cut}: never without a current key in {region}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let done = sets.clone().with_lock_ttl(Duration::ZERO).rotate(&name, &policy).await;
+        let after = sets.resolve(&name).await.unwrap();
+        let current = after.current.unwrap().key_id;
+        assert_ne!(current, old_current, "cut {cut}: ({first:?} then {done:?})");
+        for region in regions {
+            let target = |alias: String| async move { support::alias_target_in(&alias, region).await };
+            assert_eq!(target(name.current()).await.as_deref(), Some(current.as_str()), "cut {cut}: {region}");
+            assert_eq!(target(name.previous()).await.as_deref(), Some(old_current.as_str()), "cut {cut}: {region}");
+            assert_eq!(target(name.next()).await, None, "cut {cut}: {region}");
+            assert_eq!(target(name.lock()).await, None, "cut {cut}: {region}");
+        }
+        let jwks: Vec<Vec<u8>> = regions
+            .iter()
+            .map(|r| {
+                let mut cmd = support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), None);
+                cmd.args(["--endpoint-url", &support::endpoint(), "--region", r, "jwks", "--key", name.name()]);
+                cmd.output().unwrap().stdout
+            })
+            .collect();
+        assert_eq!(jwks[0], jwks[1], "cut {cut}: one JWKS in every region");
     }
 }
 

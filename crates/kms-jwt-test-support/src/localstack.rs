@@ -125,6 +125,12 @@ pub async fn signing_key(client: &Client, spec: &str) -> String {
 
 /// Provisions a fresh key set of `spec` on LocalStack.
 pub async fn key_set(spec: &str) -> (kms_jwt::keyset::KeySets, kms_jwt::keyset::KeySetName) {
+    key_set_in(spec, &[]).await
+}
+
+/// Provisions a fresh key set of `spec` on LocalStack; with `regions`, a multi-Region set (the
+/// primary in the first, which must be us-east-1, the tests' region).
+pub async fn key_set_in(spec: &str, regions: &[&str]) -> (kms_jwt::keyset::KeySets, kms_jwt::keyset::KeySetName) {
     use kms_jwt::keyset::{KeySetName, KeySets, ProvisionRequest};
     let sets = KeySets::new(kms().await);
     let name = KeySetName::parse(&unique("kms-jwt-test")).unwrap();
@@ -134,6 +140,7 @@ pub async fn key_set(spec: &str) -> (kms_jwt::keyset::KeySets, kms_jwt::keyset::
         description: "test".into(),
         tags: vec![],
         max_token_ttl: kms_jwt::keyset::DEFAULT_MAX_TOKEN_TTL,
+        regions: regions.iter().map(|r| (*r).to_owned()).collect(),
     };
     sets.provision(&req).await.unwrap();
     (sets, name)
@@ -141,7 +148,13 @@ pub async fn key_set(spec: &str) -> (kms_jwt::keyset::KeySets, kms_jwt::keyset::
 
 /// The key id an alias names now, if the alias exists.
 pub async fn alias_target(alias: &str) -> Option<String> {
-    let out = client().await.describe_key().key_id(alias).send().await.ok()?;
+    alias_target_in(alias, "us-east-1").await
+}
+
+/// The key id an alias names now in `region`, if the alias exists there.
+pub async fn alias_target_in(alias: &str, region: &str) -> Option<String> {
+    let kms = options().in_region(region).connect().await.unwrap();
+    let out = kms.sdk().describe_key().key_id(alias).send().await.ok()?;
     out.key_metadata.map(|m| m.key_id().to_owned())
 }
 

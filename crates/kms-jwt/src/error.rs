@@ -110,6 +110,21 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// KMS answered with a server error (HTTP 5xx), after the retries the client allows: the
+    /// region is unwell. A `FailoverSigner` signs in its next region instead.
+    #[error("kms is unavailable: HTTP {status}{}", if code.is_empty() { String::new() } else { format!(" {code}: {message}") })]
+    Unavailable {
+        /// The HTTP status.
+        status: u16,
+        /// The error code, for example `KMSInternalException`, if the answer had one.
+        code: String,
+        /// What KMS said.
+        message: String,
+        /// The SDK's error.
+        #[source]
+        source: BoxError,
+    },
+
     /// KMS answered something the signer refuses to trust (another key, another algorithm,
     /// a malformed signature). No token is produced from such an answer.
     #[error("kms returned an invalid response: {0}")]
@@ -195,6 +210,22 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+}
+
+impl Error {
+    /// Whether the error says the KMS region is out of reach or unwell (it could not be
+    /// reached, did not answer in time, kept throttling, or answered 5xx), rather than that
+    /// the request or the key is wrong: the errors after which another region may be tried.
+    #[must_use]
+    pub fn is_outage(&self) -> bool {
+        match self {
+            Error::Timeout { .. } | Error::Transport { .. } | Error::Throttled { .. } | Error::Unavailable { .. } => {
+                true
+            }
+            Error::Shared(inner) => inner.is_outage(),
+            _ => false,
+        }
+    }
 }
 
 fn lifetime_message(lifetime: Option<Duration>, max: Duration) -> String {

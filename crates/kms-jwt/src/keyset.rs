@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_kms::Client;
-use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, Tag};
+use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, MultiRegionKeyType, Tag};
 use serde_json::{Value, json};
 
 use crate::kms::{KeyInfo, KmsClient};
@@ -42,6 +42,8 @@ pub const LEGACY_MIN_OVERLAP: Duration = Duration::from_secs(24 * 3600);
 /// A lock older than this was left by an operation that died: the next one breaks it. No
 /// operation takes longer than a few dozen KMS calls with their timeouts (20 s each at most).
 pub const LOCK_TTL: Duration = Duration::from_secs(15 * 60);
+/// How long provision and rotation wait for a new replica to become enabled.
+pub const REPLICA_WAIT: Duration = Duration::from_secs(120);
 /// The key spec `provision` creates unless asked otherwise.
 pub const DEFAULT_KEY_SPEC: &str = "RSA_2048";
 /// The key usage of every key a set holds.
@@ -142,6 +144,12 @@ pub struct SetKey {
     pub created: Option<SystemTime>,
     /// The key's tags.
     pub tags: HashMap<String, String>,
+    /// Whether it is a multi-Region key.
+    pub multi_region: bool,
+    /// For a multi-Region primary key, the regions of its replicas; empty otherwise.
+    pub replica_regions: Vec<String>,
+    /// For a multi-Region replica key, its primary's region.
+    pub primary_region: Option<String>,
 }
 
 impl SetKey {
@@ -266,7 +274,18 @@ impl KeySets {
             state: meta.key_state().map_or("unknown", KeyState::as_str).to_owned(),
             created: meta.creation_date().and_then(|d| SystemTime::try_from(*d).ok()),
             tags: HashMap::new(),
+            multi_region: meta.multi_region() == Some(true),
+            replica_regions: Vec::new(),
+            primary_region: None,
         };
+        if let Some(config) = meta.multi_region_configuration() {
+            if config.multi_region_key_type() == Some(&MultiRegionKeyType::Replica) {
+                key.primary_region = config.primary_key().and_then(|p| p.region()).map(str::to_owned);
+            } else {
+                key.replica_regions =
+                    config.replica_keys().iter().filter_map(|r| r.region().map(str::to_owned)).collect();
+            }
+        }
         if with_tags {
             let tags = self
                 .sdk()
@@ -350,6 +369,7 @@ impl KeySets {
         description: &str,
         extra: &[(String, String)],
         alias: &str,
+        multi_region: bool,
     ) -> Result<SetKey> {
         let mut tags = vec![tag(TAG_KEY_SET, name.name())?, tag(TAG_CREATED_AT, now_rfc3339())?];
         for (k, v) in extra {
@@ -358,6 +378,7 @@ impl KeySets {
         let created = self
             .sdk()
             .create_key()
+            .multi_region(multi_region)
             .key_usage(KeyUsageType::SignVerify)
             .key_spec(KeySpec::from(spec))
             .description(description)
@@ -392,6 +413,9 @@ impl KeySets {
             state: KeyState::Enabled.as_str().to_owned(),
             created: Some(SystemTime::now()),
             tags: HashMap::from([(TAG_KEY_SET.to_owned(), name.name().to_owned())]),
+            multi_region,
+            replica_regions: Vec::new(),
+            primary_region: None,
         };
         self.ensure_kid(key).await
     }
@@ -436,12 +460,92 @@ impl KeySets {
         }
     }
 
+    /// The same operations in another region: a multi-Region set's replica regions.
+    fn in_region(&self, region: &str) -> KeySets {
+        KeySets { kms: self.kms.in_region(region), lock_ttl: self.lock_ttl }
+    }
+
+    /// Makes sure the multi-Region primary `key` has an enabled replica in `region`, with
+    /// the primary's tags. A racing run's `ReplicateKey` makes this one's answer
+    /// `AlreadyExists`, which is success.
+    async fn ensure_replica(&self, key: &SetKey, region: &str) -> Result<()> {
+        let there = self.in_region(region);
+        if there.describe(&key.key_id, false).await?.is_none() {
+            let tags = key.tags.iter().map(|(k, v)| tag(k, v.clone())).collect::<Result<Vec<_>>>()?;
+            if let Err(e) =
+                self.sdk().replicate_key().key_id(&key.arn).replica_region(region).set_tags(Some(tags)).send().await
+            {
+                let e = self.kms.error(e, &key.key_id);
+                if !is_already_exists(&e) {
+                    return Err(e);
+                }
+            }
+        }
+        // AWS creates a replica asynchronously: it signs once it is Enabled.
+        for _ in 0..REPLICA_WAIT.as_secs() {
+            if there.describe(&key.key_id, false).await?.is_some_and(|k| k.enabled()) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        Err(Error::Refused(format!("the replica of {} in {region} is not enabled after {REPLICA_WAIT:?}", key.key_id)))
+    }
+
+    /// Creates `alias` for `key_id`; an alias that already names that key is fine, one that
+    /// names another key is refused (provision never moves an alias).
+    async fn claim_alias(&self, alias: &str, key_id: &str) -> Result<()> {
+        match self.point(alias, key_id, false).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_already_exists(&e) => match self.describe(alias, false).await? {
+                Some(k) if k.key_id == key_id => Ok(()),
+                other => Err(Error::Refused(format!(
+                    "{alias} in {} names key {}, not {key_id}",
+                    self.kms.region().unwrap_or("the region"),
+                    other.map_or_else(|| "(none)".to_owned(), |k| k.key_id)
+                ))),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Points `alias` at `key_id`, creating or moving it as needed.
+    async fn set_alias(&self, alias: &str, key_id: &str) -> Result<()> {
+        match self.describe(alias, false).await? {
+            Some(k) if k.key_id == key_id => Ok(()),
+            Some(_) => self.point(alias, key_id, true).await,
+            None => match self.point(alias, key_id, false).await {
+                Err(e) if is_already_exists(&e) => self.point(alias, key_id, true).await,
+                other => other,
+            },
+        }
+    }
+
+    /// Schedules `key_id` for deletion; a key already pending deletion (or gone) is fine.
+    async fn retire_key(&self, key_id: &str, days: i32) -> Result<()> {
+        match self.sdk().schedule_key_deletion().key_id(key_id).pending_window_in_days(days).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match self.kms.error(e, key_id) {
+                Error::KeyPendingDeletion(_) | Error::KeyNotFound(_) => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
     /// Creates the set's key and current alias, or reports the set if it already exists.
     pub async fn provision(&self, req: &ProvisionRequest) -> Result<Provisioned> {
         if Algorithm::default_for_key_spec(&req.key_spec).is_none() {
             return Err(Error::Refused(format!("key spec {} cannot sign JWTs", req.key_spec)));
         }
         let name = &req.name;
+        let multi = req.regions.len() > 1;
+        if let Some(primary) = req.regions.first()
+            && self.kms.region() != Some(primary.as_str())
+        {
+            return Err(Error::Config(format!(
+                "a set's primary region ({primary}) must be the client's region ({})",
+                self.kms.region().unwrap_or("none")
+            )));
+        }
         let state = self.resolve(name).await?;
         let (key, created) = match (state.current, state.next) {
             (Some(current), _) => (current, false),
@@ -455,7 +559,7 @@ impl KeySets {
             (None, None) => {
                 let mut tags = req.tags.clone();
                 tags.push((TAG_MAX_TOKEN_TTL.to_owned(), humantime::format_duration(req.max_token_ttl).to_string()));
-                match self.create_key(name, &req.key_spec, &req.description, &tags, &name.current()).await {
+                match self.create_key(name, &req.key_spec, &req.description, &tags, &name.current(), multi).await {
                     Ok(key) => (key, true),
                     // Provisioned by a racing run: report its set, as for any existing set.
                     Err(Error::Busy { .. }) => (
@@ -468,9 +572,23 @@ impl KeySets {
                 }
             }
         };
+        if multi {
+            if !key.multi_region {
+                return Err(Error::Refused(format!(
+                    "key set {} exists with a single-region key, which cannot have replicas",
+                    name.name()
+                )));
+            }
+            for region in &req.regions[1..] {
+                self.ensure_replica(&key, region).await?;
+                self.in_region(region).claim_alias(&name.current(), &key.key_id).await?;
+            }
+        }
         let info = self.kms.describe_signing_key(&key.arn).await?;
         let alg = info.algorithm(None)?;
-        Ok(Provisioned { alias: name.current(), kid: info.public_key.thumbprint(), alg, info, created })
+        let regions =
+            if multi { req.regions.clone() } else { self.kms.region().map(str::to_owned).into_iter().collect() };
+        Ok(Provisioned { alias: name.current(), kid: info.public_key.thumbprint(), alg, info, created, regions })
     }
 
     /// Works out what a rotation would do, without changing anything.
@@ -512,6 +630,10 @@ impl KeySets {
     pub async fn rotate(&self, name: &KeySetName, policy: &RotationPolicy) -> Result<RotationOutcome> {
         check_window(policy.pending_window_days)?;
         let current = self.describe(&name.current(), false).await?.ok_or_else(|| Error::KeyNotFound(name.current()))?;
+        if let Some(primary) = current.primary_region.as_deref().filter(|p| Some(*p) != self.kms.region()) {
+            // Asked in a replica region: a multi-Region set is rotated from its primary's.
+            return Box::pin(self.in_region(primary).rotate(name, policy)).await;
+        }
         if !due(&current, policy.if_older_than) {
             return Ok(RotationOutcome { state: self.resolve(name).await?, retired: Vec::new(), rotated: false });
         }
@@ -533,7 +655,18 @@ impl KeySets {
         }
         let mut state = plan.state.clone();
         let current = state.current.clone().ok_or_else(|| Error::KeyNotFound(name.current()))?;
-        if !plan.finish_only {
+        // A multi-Region set: every step below is done in the replica regions too, and the
+        // primary region (this client's) last.
+        let replicas: Vec<KeySets> = current.replica_regions.iter().map(|r| self.in_region(r)).collect();
+        if plan.finish_only {
+            // Stopped after the primary's current alias moved: the replica regions follow it.
+            for there in &replicas {
+                if let Some(previous) = &state.previous {
+                    there.set_alias(&name.previous(), &previous.key_id).await?;
+                }
+                there.set_alias(&name.current(), &current.key_id).await?;
+            }
+        } else {
             let policy_tags: Vec<(String, String)> = current
                 .tags
                 .get(TAG_MAX_TOKEN_TTL)
@@ -541,25 +674,40 @@ impl KeySets {
                 .into_iter()
                 .collect();
             // 1. The new key is staged under `next` before anything else moves, so that a
-            //    re-run promotes it instead of creating another.
+            //    re-run promotes it instead of creating another; and in every replica region
+            //    before `current` moves in any, so that a region that is down stops the
+            //    rotation while every `current` alias still names the old key.
             let new = if let Some(next) = state.next.clone() {
                 self.ensure_kid(next).await?
             } else {
-                self.create_key(name, &current.key_spec, &policy.description, &policy_tags, &name.next()).await?
+                self.create_key(
+                    name,
+                    &current.key_spec,
+                    &policy.description,
+                    &policy_tags,
+                    &name.next(),
+                    current.multi_region,
+                )
+                .await?
             };
             if !new.enabled() {
                 return Err(Error::Refused(format!("staged key {} is {}, not Enabled", new.key_id, new.state)));
             }
-            // 2. Retire the key that drops out while `previous` still names it: a re-run sees
-            //    it pending deletion and moves on.
+            for (region, there) in current.replica_regions.iter().zip(&replicas) {
+                // The kid tag is on the primary now: the replica copies it.
+                let new =
+                    self.describe(&new.key_id, true).await?.ok_or_else(|| Error::KeyNotFound(new.key_id.clone()))?;
+                self.ensure_replica(&new, region).await?;
+                there.set_alias(&name.next(), &new.key_id).await?;
+            }
+            // 2. Retire the key that drops out while `previous` still names it (replicas
+            //    first: a primary is deleted after its replicas): a re-run sees it pending
+            //    deletion and moves on.
             if let Some(old) = &plan.retire {
-                self.sdk()
-                    .schedule_key_deletion()
-                    .key_id(&old.key_id)
-                    .pending_window_in_days(policy.pending_window_days)
-                    .send()
-                    .await
-                    .map_err(|e| self.kms.error(e, &old.key_id))?;
+                for there in &replicas {
+                    there.retire_key(&old.key_id, policy.pending_window_days).await?;
+                }
+                self.retire_key(&old.key_id, policy.pending_window_days).await?;
             }
             // 3. Record when the current key stops being current: the overlap guard of the
             //    next rotation reads it.
@@ -570,19 +718,22 @@ impl KeySets {
                 .send()
                 .await
                 .map_err(|e| self.kms.error(e, &current.key_id))?;
-            // 4. previous <- current; 5. current <- new. The current alias is only updated.
+            // 4. previous <- current; 5. current <- new, in the replica regions, then here.
+            //    The current alias is only ever moved.
+            for there in &replicas {
+                there.set_alias(&name.previous(), &current.key_id).await?;
+                there.set_alias(&name.current(), &new.key_id).await?;
+            }
             self.point(&name.previous(), &current.key_id, state.previous.is_some()).await?;
             self.point(&name.current(), &new.key_id, true).await?;
             state.next = Some(new);
         }
-        // 6. `next` is empty again.
+        // 6. `next` is empty again, everywhere.
+        for there in &replicas {
+            there.delete_alias(&name.next()).await?;
+        }
         if state.next.is_some() {
-            self.sdk()
-                .delete_alias()
-                .alias_name(name.next())
-                .send()
-                .await
-                .map_err(|e| self.kms.error(e, &name.next()))?;
+            self.delete_alias(&name.next()).await?;
         }
         let after = self.resolve(name).await?;
         let retired = plan
@@ -678,11 +829,28 @@ impl KeySets {
     /// states and times, its lifetime policy, the lock, and when `previous` may be retired.
     pub async fn status(&self, name: &KeySetName) -> Result<KeySetStatus> {
         let state = self.resolve(name).await?;
+        if let Some(primary) = state.current.as_ref().and_then(|c| c.primary_region.as_deref()) {
+            // A replica region's view: the set's state (tags, lock) is its primary's.
+            if Some(primary) != self.kms.region() {
+                return Box::pin(self.in_region(primary).status(name)).await;
+            }
+        }
         if state.current.is_none() {
             return Err(Error::KeyNotFound(name.current()));
         }
         let lock = self.lock_taken_at(name).await?;
-        Ok(KeySetStatus { state, lock, region: self.kms.region().map(str::to_owned) })
+        let mut replicas = Vec::new();
+        for region in state.current.iter().flat_map(|c| &c.replica_regions) {
+            let there = self.in_region(region);
+            let id = |key: Option<SetKey>| key.map(|k| k.key_id);
+            replicas.push(RegionAliases {
+                region: region.clone(),
+                current: id(there.describe(&name.current(), false).await?),
+                previous: id(there.describe(&name.previous(), false).await?),
+                next: id(there.describe(&name.next(), false).await?),
+            });
+        }
+        Ok(KeySetStatus { state, lock, region: self.kms.region().map(str::to_owned), replicas })
     }
 }
 
@@ -730,6 +898,21 @@ pub struct KeySetStatus {
     pub lock: Option<SystemTime>,
     /// The region asked.
     pub region: Option<String>,
+    /// A multi-Region set's replica regions, with the key id each alias names there.
+    pub replicas: Vec<RegionAliases>,
+}
+
+/// The key ids a set's aliases name in one replica region.
+#[derive(Debug, Clone)]
+pub struct RegionAliases {
+    /// The region.
+    pub region: String,
+    /// `alias/NAME` there.
+    pub current: Option<String>,
+    /// `alias/NAME/previous` there.
+    pub previous: Option<String>,
+    /// `alias/NAME/next` there.
+    pub next: Option<String>,
 }
 
 impl KeySetStatus {
@@ -742,7 +925,7 @@ impl KeySetStatus {
     }
 
     /// The status as JSON: `set`, `region`, `policy`, `keys` (one per alias), `lock`,
-    /// `previous_retirable_at`.
+    /// `previous_retirable_at`, `replica_regions` (each with its aliases' key ids).
     #[must_use]
     pub fn to_json(&self) -> Value {
         let s = &self.state;
@@ -761,6 +944,9 @@ impl KeySetStatus {
             "keys": keys,
             "lock": self.lock.map(|t| json!({ "alias": s.name.lock(), "taken_at": rfc3339(t) })),
             "previous_retirable_at": self.previous_retirable_at().map(rfc3339),
+            "replica_regions": self.replicas.iter().map(|r| json!({
+                "region": r.region, "current": r.current, "previous": r.previous, "next": r.next,
+            })).collect::<Vec<_>>(),
         })
     }
 }
@@ -778,6 +964,9 @@ pub struct ProvisionRequest {
     pub tags: Vec<(String, String)>,
     /// The longest lifetime of a token signed by the set's keys ([`TAG_MAX_TOKEN_TTL`]).
     pub max_token_ttl: Duration,
+    /// For a multi-Region set, its regions, the primary first (the client's region); empty
+    /// (or one region) for a single-region set.
+    pub regions: Vec<String>,
 }
 
 /// What `provision` found or made.
@@ -793,6 +982,8 @@ pub struct Provisioned {
     pub kid: String,
     /// Whether this call created it (false: the set already existed).
     pub created: bool,
+    /// The regions the set's aliases are in, the primary first.
+    pub regions: Vec<String>,
 }
 
 impl Provisioned {
@@ -807,6 +998,7 @@ impl Provisioned {
             "alg": self.alg.name(),
             "kid": self.kid,
             "created": self.created,
+            "regions": self.regions,
         })
     }
 }

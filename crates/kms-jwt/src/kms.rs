@@ -6,6 +6,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_kms::Client;
+use aws_sdk_kms::config::http::HttpResponse;
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeyMetadata, KeyState, MessageType, SigningAlgorithmSpec};
@@ -18,7 +19,9 @@ use crate::{Algorithm, BoxError, Error, Result, ecdsa};
 /// How to reach KMS: endpoint, region, profile, timeouts and retries.
 ///
 /// Unset fields fall back to the standard AWS environment (`AWS_ENDPOINT_URL`,
-/// `AWS_REGION`, `AWS_PROFILE`, the credential chain). The SDK has no operation timeout by
+/// `AWS_REGION`, `AWS_PROFILE`, the credential chain). `KMS_JWT_ENDPOINT_URL_<REGION>` (for
+/// example `KMS_JWT_ENDPOINT_URL_EU_WEST_1`) overrides the endpoint of one region only: an
+/// on-premises KMS-compatible endpoint, or a test's proxy in front of one region. The SDK has no operation timeout by
 /// default; this type always sets one, so a hung endpoint cannot hang a caller.
 #[derive(Debug, Clone)]
 pub struct KmsOptions {
@@ -108,18 +111,53 @@ impl KmsOptions {
             loader = loader.profile_name(profile);
         }
         let config = loader.load().await;
-        if config.region().is_none() {
+        let Some(region) = config.region() else {
             return Err(Error::Config(
                 "no AWS region is configured (set AWS_REGION, or a region in the profile)".into(),
             ));
-        }
-        Ok(config)
+        };
+        Ok(match region_endpoint(region.as_ref()) {
+            Some(url) => config.to_builder().endpoint_url(url).build(),
+            None => config,
+        })
+    }
+
+    /// The same options for another region.
+    #[must_use]
+    pub fn in_region(&self, region: &str) -> KmsOptions {
+        KmsOptions { region: Some(region.to_owned()), ..self.clone() }
     }
 
     /// Builds one KMS client (one connection pool) from these options and the environment.
     pub async fn connect(&self) -> Result<KmsClient> {
-        Ok(KmsClient::from_conf(&self.load().await?))
+        let config = self.load().await?;
+        let mut kms = KmsClient::from_conf(&config);
+        if config.region().and_then(|r| region_endpoint(r.as_ref())).is_some() {
+            // This region's override is its own: other regions use the shared endpoint.
+            kms.shared_endpoint =
+                SharedEndpoint::Known(self.endpoint_url.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok()));
+        }
+        Ok(kms)
     }
+}
+
+/// The endpoint a client for another region uses.
+#[derive(Debug, Clone)]
+enum SharedEndpoint {
+    /// Not known (a client built from an SDK client): the same as this client's.
+    Same,
+    /// This one (`None`: the region's standard AWS endpoint).
+    Known(Option<String>),
+}
+
+/// The environment variable that overrides the KMS endpoint of `region` alone.
+#[must_use]
+pub fn region_endpoint_variable(region: &str) -> String {
+    format!("KMS_JWT_ENDPOINT_URL_{}", region.to_ascii_uppercase().replace('-', "_"))
+}
+
+fn region_endpoint(region: &str) -> Option<String> {
+    std::env::var(region_endpoint_variable(region)).ok().filter(|url| !url.is_empty())
 }
 
 /// A KMS client with the timeouts every kms-jwt call needs: the handle that signers and key
@@ -128,13 +166,18 @@ impl KmsOptions {
 pub struct KmsClient {
     sdk: Client,
     errors: ErrorContext,
+    /// The endpoint other regions use: the one given for all regions, not a region's own
+    /// override.
+    shared_endpoint: SharedEndpoint,
 }
 
 impl KmsClient {
     /// A client from an AWS configuration, such as `aws_config::load_defaults` returns.
     #[must_use]
     pub fn from_conf(config: &SdkConfig) -> KmsClient {
-        KmsClient::from_client(Client::new(config))
+        let mut kms = KmsClient::from_client(Client::new(config));
+        kms.shared_endpoint = SharedEndpoint::Known(config.endpoint_url().map(str::to_owned));
+        kms
     }
 
     /// Wraps an SDK client. If it has no operation timeout, the defaults are added
@@ -159,13 +202,30 @@ impl KmsClient {
             timeout: conf.timeout_config().and_then(TimeoutConfig::operation_timeout).unwrap_or(DEFAULT_TIMEOUT),
             max_attempts: conf.retry_config().map_or(1, RetryConfig::max_attempts),
         };
-        KmsClient { sdk, errors }
+        KmsClient { sdk, errors, shared_endpoint: SharedEndpoint::Same }
     }
 
     /// The SDK client, for calls this crate does not make.
     #[must_use]
     pub fn sdk(&self) -> &Client {
         &self.sdk
+    }
+
+    /// The same client settings for `region`, with that region's endpoint override
+    /// (`KMS_JWT_ENDPOINT_URL_<REGION>`) if one is set.
+    #[must_use]
+    pub fn in_region(&self, region: &str) -> KmsClient {
+        let mut conf = self.sdk.config().to_builder().region(aws_config::Region::new(region.to_owned()));
+        if let Some(url) = region_endpoint(region) {
+            conf.set_endpoint_url(Some(url));
+        } else if let SharedEndpoint::Known(shared) = &self.shared_endpoint {
+            conf.set_endpoint_url(shared.clone());
+        }
+        KmsClient {
+            sdk: Client::from_conf(conf.build()),
+            errors: self.errors,
+            shared_endpoint: self.shared_endpoint.clone(),
+        }
     }
 
     /// The region this client talks to.
@@ -175,10 +235,9 @@ impl KmsClient {
     }
 
     /// Turns an SDK error into the crate's typed error; `key` names the key in messages.
-    pub(crate) fn error<E, R>(&self, err: SdkError<E, R>, key: &str) -> Error
+    pub(crate) fn error<E>(&self, err: SdkError<E, HttpResponse>, key: &str) -> Error
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
     {
         map_sdk_error(err, key, self.errors)
     }
@@ -239,10 +298,9 @@ impl KmsClient {
 }
 
 /// Turns an SDK error into the crate's typed error, keeping it as the source.
-fn map_sdk_error<E, R>(err: SdkError<E, R>, key: &str, ctx: ErrorContext) -> Error
+fn map_sdk_error<E>(err: SdkError<E, HttpResponse>, key: &str, ctx: ErrorContext) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let (code, message) = match &err {
         SdkError::ServiceError(service) => {
@@ -253,8 +311,12 @@ where
     let timeout = matches!(&err, SdkError::TimeoutError(_))
         || matches!(&err, SdkError::DispatchFailure(failure) if failure.is_timeout());
     let dispatch = matches!(&err, SdkError::DispatchFailure(_));
+    let status = err.raw_response().map_or(0, |r| r.status().as_u16());
     let construction = matches!(&err, SdkError::ConstructionFailure(_));
     let source: BoxError = Box::new(err);
+    if status >= 500 && code.as_deref() != Some("ThrottlingException") {
+        return Error::Unavailable { status, code: code.unwrap_or_default(), message, source };
+    }
     match code.as_deref() {
         Some("NotFoundException") => Error::KeyNotFound(key.to_owned()),
         Some("DisabledException") => Error::KeyDisabled(key.to_owned()),

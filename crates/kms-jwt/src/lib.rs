@@ -59,6 +59,8 @@ pub mod claims;
 pub mod ecdsa;
 mod error;
 #[cfg(feature = "kms")]
+pub mod failover;
+#[cfg(feature = "kms")]
 pub mod issuer;
 mod json;
 pub mod jwk;

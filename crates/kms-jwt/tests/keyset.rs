@@ -36,6 +36,7 @@ async fn provision_is_idempotent_and_tags_the_key() {
         description: "d".into(),
         tags: vec![("team".into(), "auth".into())],
         max_token_ttl: Duration::from_secs(2 * 3600),
+        regions: vec![],
     };
     let first = sets.provision(&req).await.unwrap();
     let second = sets.provision(&req).await.unwrap();

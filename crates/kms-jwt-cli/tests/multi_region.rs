@@ -1,0 +1,238 @@
+//! Multi-Region key sets through the real binary against LocalStack: provision and rotate
+//! across two and three regions with one JWKS and one kid per key everywhere, a rotation that
+//! meets a region that is down, and a fallback key that is not a replica.
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use kms_jwt_test_support as support;
+
+use std::process::{Command, Output};
+
+use kms_jwt::{Jwks, Verifier};
+
+/// `kms-jwt` against LocalStack in `region`.
+fn kms_jwt(region: &str) -> Command {
+    let mut cmd = support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), None);
+    cmd.args(["--endpoint-url", &support::endpoint(), "--region", region]);
+    cmd
+}
+
+fn ok(out: &Output) -> serde_json::Value {
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+fn jwks_in(region: &str, name: &str) -> Vec<u8> {
+    let out = kms_jwt(region).args(["jwks", "--key", name]).output().unwrap();
+    ok(&out);
+    out.stdout
+}
+
+fn kids(jwks: &[u8]) -> Vec<String> {
+    Jwks::parse(jwks).unwrap().keys.iter().map(|k| k.kid.clone().unwrap()).collect()
+}
+
+#[test]
+fn provision_and_rotate_across_two_and_three_regions() {
+    for regions in [&["us-east-1", "eu-west-1"][..], &["us-east-1", "eu-west-1", "ap-southeast-2"]] {
+        let name = support::unique("mr");
+        let list = regions.join(",");
+        let provision = || {
+            kms_jwt("us-east-1")
+                .args(["keyset", "provision", "--key", &name, "--key-spec", "ECC_NIST_P256", "--regions", &list])
+                .output()
+                .unwrap()
+        };
+        let first = ok(&provision());
+        assert_eq!(first["created"], true);
+        assert!(first["key_id"].as_str().unwrap().starts_with("mrk-"), "{first}");
+        assert_eq!(first["regions"], serde_json::json!(regions));
+        // Idempotent: the same set again, and nothing new.
+        let again = ok(&provision());
+        assert_eq!((again["created"].clone(), again["key_id"].clone()), (false.into(), first["key_id"].clone()));
+
+        for rotation in 0..2 {
+            let jwks: Vec<Vec<u8>> = regions.iter().map(|r| jwks_in(r, &name)).collect();
+            assert!(jwks.iter().all(|j| *j == jwks[0]), "rotation {rotation}: one JWKS in every region");
+            assert_eq!(kids(&jwks[0]).len(), 1 + rotation.min(1), "rotation {rotation}");
+
+            // A token signed in each region verifies with that JWKS and carries the same kid.
+            let verifier = Verifier::from_jwks(&Jwks::parse(&jwks[0]).unwrap(), None).unwrap();
+            let mut token_kids = Vec::new();
+            for region in regions {
+                let out = kms_jwt(region).args(["sign", "--key", &name, "--sub", region]).output().unwrap();
+                assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+                let token = String::from_utf8(out.stdout).unwrap();
+                assert_eq!(verifier.verify(token.trim()).unwrap().get("sub").unwrap(), *region);
+                token_kids.push(kms_jwt::jws::decode_unverified(token.trim()).unwrap().0["kid"].clone());
+            }
+            assert!(token_kids.iter().all(|k| *k == token_kids[0]), "{token_kids:?}");
+
+            // Rotation, asked in the last region: it is done from the primary's.
+            let farthest = regions[regions.len() - 1];
+            let rotated = kms_jwt(farthest)
+                .args(["keyset", "rotate", "--key", &name, "--min-overlap", "0s", "--pending-window-days", "7"])
+                .output()
+                .unwrap();
+            assert_eq!(ok(&rotated)["rotated"], true);
+        }
+
+        let status = ok(&kms_jwt(regions[1]).args(["keyset", "status", "--key", &name]).output().unwrap());
+        assert_eq!(status["region"], "us-east-1", "{status}");
+        let current = status["keys"][0]["key_id"].clone();
+        let replicas = status["replica_regions"].as_array().unwrap();
+        assert_eq!(replicas.len(), regions.len() - 1, "{status}");
+        for replica in replicas {
+            assert_eq!(replica["current"], current, "{status}");
+            assert_eq!(replica["previous"], status["keys"][1]["key_id"], "{status}");
+            assert!(replica["next"].is_null(), "{status}");
+        }
+    }
+}
+
+#[test]
+fn a_region_that_is_down_stops_the_rotation_before_any_current_alias_moves() {
+    let name = support::unique("mr-down");
+    let provision = kms_jwt("us-east-1")
+        .args([
+            "keyset",
+            "provision",
+            "--key",
+            &name,
+            "--key-spec",
+            "ECC_NIST_P256",
+            "--regions",
+            "us-east-1,eu-west-1",
+        ])
+        .output()
+        .unwrap();
+    let current = ok(&provision)["key_id"].clone();
+    let rotate = |region_endpoint: Option<&str>| {
+        let mut cmd = kms_jwt("us-east-1");
+        if let Some(url) = region_endpoint {
+            cmd.env("KMS_JWT_ENDPOINT_URL_EU_WEST_1", url).args(["--timeout", "2s", "--max-attempts", "1"]);
+        }
+        cmd.args(["keyset", "rotate", "--key", &name, "--min-overlap", "0s", "--pending-window-days", "7"]);
+        cmd.output().unwrap()
+    };
+    // Nothing listens on port 9: eu-west-1 is out of reach.
+    let down = rotate(Some("http://127.0.0.1:9"));
+    let err = String::from_utf8_lossy(&down.stderr);
+    assert_eq!(down.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("cannot reach kms"), "{err}");
+    let status = ok(&kms_jwt("us-east-1").args(["keyset", "status", "--key", &name]).output().unwrap());
+    assert_eq!(status["keys"][0]["key_id"], current, "us-east-1 still signs with the old key: {status}");
+    assert_eq!(status["replica_regions"][0]["current"], current, "so does eu-west-1: {status}");
+    // With the region back, the staged key is promoted everywhere.
+    let rotated = ok(&rotate(None));
+    let new = rotated["current"]["key_id"].clone();
+    assert_ne!(new, current);
+    let status = ok(&kms_jwt("us-east-1").args(["keyset", "status", "--key", &name]).output().unwrap());
+    assert_eq!(status["replica_regions"][0]["current"], new, "{status}");
+    assert_eq!(jwks_in("us-east-1", &name), jwks_in("eu-west-1", &name));
+}
+
+#[test]
+fn a_fallback_key_that_is_not_a_replica_is_refused() {
+    // The same set name, provisioned separately in two regions: two unrelated keys.
+    let name = support::unique("not-replica");
+    for region in ["us-east-1", "eu-west-1"] {
+        let out = kms_jwt(region)
+            .args(["keyset", "provision", "--key", &name, "--key-spec", "ECC_NIST_P256"])
+            .output()
+            .unwrap();
+        ok(&out);
+    }
+    let out = kms_jwt("us-east-1")
+        .args(["sign", "--key", &name, "--sub", "x", "--fallback-region", "eu-west-1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(err.contains("in eu-west-1 is not a replica of key") && err.lines().count() == 1, "{err}");
+
+    // A single-region key named by its id has no namesake in the other region at all.
+    let key_id =
+        ok(&kms_jwt("us-east-1").args(["keyset", "status", "--key", &name]).output().unwrap())["keys"][0]["key_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let out = kms_jwt("us-east-1")
+        .args(["sign", "--key", &key_id, "--sub", "x", "--fallback-region", "eu-west-1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("was not found") && err.contains("(in eu-west-1)"), "{err}");
+}
+
+/// The body of `GET path` from `127.0.0.1:port`.
+fn get(port: u16, path: &str) -> Vec<u8> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let start = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    answer[start..].to_vec()
+}
+
+#[test]
+fn serve_keeps_refreshing_through_an_outage_of_its_region() {
+    use std::io::BufRead as _;
+    let name = support::unique("mr-serve");
+    let provision = kms_jwt("us-east-1")
+        .args([
+            "keyset",
+            "provision",
+            "--key",
+            &name,
+            "--key-spec",
+            "ECC_NIST_P256",
+            "--regions",
+            "us-east-1,eu-west-1",
+        ])
+        .output()
+        .unwrap();
+    ok(&provision);
+    // us-east-1 through a forwarder the test can stop; eu-west-1 straight to LocalStack.
+    let forwarder = support::Forwarder::start(&support::endpoint());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = kms_jwt("us-east-1")
+        .env("KMS_JWT_ENDPOINT_URL_US_EAST_1", &forwarder.url)
+        .args(["--timeout", "2s", "--max-attempts", "1", "serve", "--key", &name])
+        .args(["--issuer", &format!("http://127.0.0.1:{port}"), "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--refresh", "1s", "--fallback-region", "eu-west-1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    while !lines.next().unwrap().unwrap().starts_with("kms-jwt: listening on ") {}
+    std::thread::spawn(move || lines.for_each(drop));
+    assert_eq!(kids(&get(port, "/.well-known/jwks.json")).len(), 1);
+
+    forwarder.stop();
+    let rotated = kms_jwt("us-east-1")
+        .args(["keyset", "rotate", "--key", &name, "--min-overlap", "0s", "--pending-window-days", "7"])
+        .output()
+        .unwrap();
+    ok(&rotated);
+    let want = kids(&jwks_in("eu-west-1", &name));
+    assert_eq!(want.len(), 2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut served = Vec::new();
+    while std::time::Instant::now() < deadline {
+        served = kids(&get(port, "/.well-known/jwks.json"));
+        if served == want {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let health: serde_json::Value = serde_json::from_slice(&get(port, "/healthz")).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(served, want, "the rotation reached the server through eu-west-1");
+    assert_eq!(health["status"], "ok", "{health}");
+}
