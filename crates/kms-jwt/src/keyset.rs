@@ -58,7 +58,7 @@ pub const TAGS_ADDED_LATER: [&str; 2] = [TAG_KID, TAG_DEMOTED_AT];
 /// Every KMS action [`KeySets`] performs on a key that already exists (creating keys is the
 /// account-level `kms:CreateKey`). The Terraform module's rotator policy grants exactly these,
 /// on the keys tagged with the set (and the alias actions on the set's aliases).
-pub const ROTATE_KEY_ACTIONS: [&str; 8] = [
+pub const ROTATE_KEY_ACTIONS: [&str; 9] = [
     "kms:DescribeKey",
     "kms:GetPublicKey",
     "kms:ListResourceTags",
@@ -67,6 +67,7 @@ pub const ROTATE_KEY_ACTIONS: [&str; 8] = [
     "kms:UpdateAlias",
     "kms:DeleteAlias",
     "kms:ScheduleKeyDeletion",
+    "kms:ReplicateKey",
 ];
 
 /// The account-level KMS actions [`KeySets`] performs (IAM policy only: they name no key):
@@ -471,7 +472,13 @@ impl KeySets {
     async fn ensure_replica(&self, key: &SetKey, region: &str) -> Result<()> {
         let there = self.in_region(region);
         if there.describe(&key.key_id, false).await?.is_none() {
-            let tags = key.tags.iter().map(|(k, v)| tag(k, v.clone())).collect::<Result<Vec<_>>>()?;
+            // The tags a key is created with; the kid and demotion tags live on the primary.
+            let tags = key
+                .tags
+                .iter()
+                .filter(|(k, _)| !TAGS_ADDED_LATER.contains(&k.as_str()))
+                .map(|(k, v)| tag(k, v.clone()))
+                .collect::<Result<Vec<_>>>()?;
             if let Err(e) =
                 self.sdk().replicate_key().key_id(&key.arn).replica_region(region).set_tags(Some(tags)).send().await
             {

@@ -91,6 +91,8 @@ fn values() -> BTreeMap<&'static str, String> {
         ("later_tag_keys", json!(TAGS_ADDED_LATER).to_string()),
         ("alias_arns", json!(aliases.map(alias_arn)).to_string()),
         ("min_deletion_window_days", "7".to_owned()),
+        ("multi_region", "true".to_owned()),
+        ("replica_regions", json!(["eu-central-1"]).to_string()),
     ])
 }
 
@@ -210,7 +212,15 @@ fn the_rotator_may_do_what_keyset_does_and_nothing_else() {
     assert_eq!(create["StringEquals"]["kms:KeySpec"], DEFAULT_KEY_SPEC);
     assert_eq!(create["StringEquals"]["kms:KeyUsage"], KEY_USAGE);
     assert_eq!(create["StringEquals"]["kms:KeyOrigin"], "AWS_KMS");
-    assert_eq!(create["Bool"]["kms:MultiRegion"], "false");
+    // A multi-Region set (the example values): multi-Region keys, replicas where listed only.
+    assert_eq!(create["Bool"]["kms:MultiRegion"], "true");
+    let replicate = &statement(&rotator, "ReplicateTheSetsKeys")["Condition"]["StringEquals"];
+    assert_eq!(replicate["kms:ReplicaRegion"], json!(["eu-central-1"]));
+    assert_eq!(replicate[format!("aws:ResourceTag/{TAG_KEY_SET}")], "jwt-signer");
+    let replica = &statement(&rotator, "CreateTheSetsReplicas")["Condition"];
+    assert_eq!(replica["StringEquals"]["aws:RequestedRegion"], json!(["eu-central-1"]));
+    assert_eq!(replica["StringEquals"]["kms:MultiRegionKeyType"], "REPLICA");
+    assert_eq!(replica["ForAllValues:StringEquals"]["aws:TagKeys"], json!(TAGS_AT_CREATION));
     assert_eq!(create["ForAllValues:StringEquals"]["aws:TagKeys"], json!(TAGS_AT_CREATION));
     // CreateKey with tags also needs TagResource on the account's keys: only with the set's tag.
     let at_creation = &statement(&rotator, "TagTheSetsKeysAsTheyAreCreated")["Condition"];

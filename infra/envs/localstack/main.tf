@@ -44,6 +44,7 @@ module "signing_key" {
   source = "../../modules/signing-key"
 
   name               = var.name
+  replica_regions    = var.replica_regions
   signer_role_names  = [aws_iam_role.this["signer"].name]
   rotator_role_names = [aws_iam_role.this["rotator"].name]
   admin_role_names   = [aws_iam_role.this["admin"].name]

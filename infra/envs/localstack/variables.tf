@@ -15,3 +15,9 @@ variable "name" {
   type        = string
   default     = "jwt-signer-tf"
 }
+
+variable "replica_regions" {
+  description = "Replica regions of a multi-Region set (LocalStack serves every region at one endpoint)."
+  type        = list(string)
+  default     = []
+}

@@ -48,6 +48,8 @@ locals {
     later_tag_keys           = jsonencode(local.later_tag_keys)
     alias_arns               = jsonencode(local.alias_arns)
     min_deletion_window_days = var.min_deletion_window_days
+    multi_region             = length(var.replica_regions) > 0 ? "true" : "false"
+    replica_regions          = jsonencode(var.replica_regions)
   }
   policies = {
     for role in ["signer", "rotator", "admin"] :

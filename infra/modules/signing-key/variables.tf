@@ -41,6 +41,17 @@ variable "min_deletion_window_days" {
   }
 }
 
+variable "replica_regions" {
+  description = "A multi-Region set's replica regions (`kms-jwt keyset provision --regions PRIMARY,R2,...` without the primary, which is the provider's region). Empty: rotators may create single-Region keys only; otherwise multi-Region keys, and replicas of the set's keys in these regions only. The keys and replicas are the CLI's, as in one region."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for r in var.replica_regions : can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]+$", r))])
+    error_message = "Each replica region must be an AWS region name, such as eu-central-1."
+  }
+}
+
 variable "extra_tag_keys" {
   description = "Tag keys, besides kms-jwt:*, that rotators may put on the keys they create (`kms-jwt keyset provision --tag`). Tags can grant access (ABAC): keep this list short."
   type        = list(string)
