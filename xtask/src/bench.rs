@@ -25,6 +25,10 @@ const CREDS: [(&str, &str); 3] =
 const ISSUER_REQUESTS: usize = 500;
 /// The key set the signing runs provision in `LocalStack`.
 const BENCH_SET: &str = "kms-jwt-bench";
+/// The multi-Region set of the failover runs, its phases' length and the runs.
+const FAILOVER_SET: &str = "kms-jwt-bench-failover";
+const FAILOVER_PHASE_SECS: u64 = 5;
+const FAILOVER_RUNS: usize = 3;
 
 /// min, median, max of repeated measurements.
 #[derive(Clone, Copy)]
@@ -169,6 +173,7 @@ pub(crate) fn run() -> Result<()> {
     results.extend(sign_benchmarks(&root, &out, [&ours, &base], &endpoint, &arn, &kid)?);
     results.extend(cache_benchmarks(&base, &endpoint, &arn)?);
     results.extend(issuer_benchmarks(&out, [&ours, &base], &endpoint, &arn)?);
+    results.extend(failover_benchmarks(&base, &endpoint)?);
     drop(localstack);
     write_report(&out, &results)
 }
@@ -566,6 +571,67 @@ fn issuer_benchmarks(out: &Path, [ours, base]: [&Path; 2], endpoint: &str, arn: 
         theirs: cli_rate,
         goal: f64::INFINITY,
         higher_is_better: true,
+    });
+    Ok(results)
+}
+
+/// A multi-Region set signed through a `FailoverSigner` while its primary region is cut:
+/// tokens per second before, during and after the cut, and the longest wait for one token.
+fn failover_benchmarks(base: &Path, endpoint: &str) -> Result<Vec<Comparison>> {
+    step(&format!(
+        "failover: ES256 at concurrency {CONCURRENCY}, {FAILOVER_PHASE_SECS} s each with us-east-1 up, a black hole, back; {FAILOVER_RUNS} runs"
+    ));
+    crate::block_on(async {
+        let mut opts = KmsOptions::endpoint(endpoint, "us-east-1");
+        opts.static_credentials = Some(("test".into(), "test".into()));
+        let req = ProvisionRequest {
+            name: KeySetName::parse(FAILOVER_SET)?,
+            key_spec: "ECC_NIST_P256".into(),
+            description: "kms-jwt bench, multi-Region".into(),
+            tags: vec![],
+            max_token_ttl: kms_jwt::keyset::DEFAULT_MAX_TOKEN_TTL,
+            regions: vec!["us-east-1".into(), "eu-west-1".into()],
+        };
+        KeySets::new(opts.connect().await?).provision(&req).await.map(drop)
+    })?;
+    let mut runs = Vec::new();
+    for _ in 0..FAILOVER_RUNS {
+        let output = Command::new(base)
+            .args(["failover", endpoint, FAILOVER_SET, &CONCURRENCY.to_string(), &FAILOVER_PHASE_SECS.to_string()])
+            .envs(CREDS)
+            .output()?;
+        anyhow::ensure!(output.status.success(), "failover failed: {}", String::from_utf8_lossy(&output.stderr));
+        let run: Value = serde_json::from_slice(&output.stdout)?;
+        anyhow::ensure!(
+            run["primary_requests_after"].as_u64().unwrap_or(0) > 0,
+            "signing did not return to the primary after the cut: {run}"
+        );
+        runs.push(run);
+    }
+    let stats = |name: &str| Stats::of(runs.iter().map(|r| r[name].as_f64().unwrap_or(f64::NAN)).collect());
+    let before = stats("before_per_sec");
+    let mut results = Vec::new();
+    for (phase, name) in
+        [("while us-east-1 is a black hole", "during_per_sec"), ("after us-east-1 is back", "after_per_sec")]
+    {
+        results.push(Comparison {
+            measure: format!("failover: tokens/s {phase}"),
+            unit: "tokens/s",
+            ours: stats(name),
+            baseline: "the same signer before the cut (context)".into(),
+            theirs: before,
+            goal: f64::INFINITY,
+            higher_is_better: true,
+        });
+    }
+    results.push(Comparison {
+        measure: "failover: longest wait for one token across the cut".into(),
+        unit: "ms",
+        ours: stats("longest_wait_ms"),
+        baseline: "the --timeout a failing call waits".into(),
+        theirs: stats("timeout_ms"),
+        goal: 1.5,
+        higher_is_better: false,
     });
     Ok(results)
 }

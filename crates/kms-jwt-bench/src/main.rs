@@ -70,6 +70,128 @@ enum Command {
     /// api, 15 minutes, a jti) through kms-jwt's KMS signer, CONCURRENCY at a time, as
     /// `kms-jwt sign` does. Prints tokens per second and latency percentiles as JSON
     SignLatency { endpoint: String, key_arn: String, issuer: String, count: usize, concurrency: usize },
+    /// Sign with SET (a multi-Region set, primary us-east-1, replica eu-west-1) through a
+    /// failover signer, CONCURRENCY at a time, for three phases of `PHASE_SECS` each: us-east-1
+    /// up, us-east-1 a black hole, us-east-1 back. Prints tokens per second per phase and the
+    /// longest wait for one token as JSON
+    Failover { endpoint: String, set: String, concurrency: usize, phase_secs: u64 },
+}
+
+/// The failover run's KMS settings: what a latency-minded caller would pass.
+const FAILOVER_TIMEOUT: Duration = Duration::from_secs(2);
+const FAILOVER_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+const FAILOVER_BACKOFF: Duration = Duration::from_secs(1);
+
+/// A TCP forwarder to `target` that can turn into a black hole: while cut, it forwards
+/// nothing either way and answers nothing, so callers time out as on a dead network path.
+async fn cuttable_forwarder(
+    target: String,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    forwarded: Arc<AtomicUsize>,
+) -> Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let target = target.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (cut, target, forwarded) = (cut.clone(), target.clone(), forwarded.clone());
+            tokio::spawn(async move {
+                let Ok(upstream) = tokio::net::TcpStream::connect(&target).await else { return };
+                let ((client_rx, client_tx), (up_rx, up_tx)) = (client.into_split(), upstream.into_split());
+                let unseen = AtomicUsize::new(0);
+                tokio::join!(pump(client_rx, up_tx, &cut, &forwarded), pump(up_rx, client_tx, &cut, &unseen));
+            });
+        }
+    });
+    Ok(url)
+}
+
+/// Copies `from` to `to`, holding every byte while `cut` is set; counts the reads it passes on.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    cut: &std::sync::atomic::AtomicBool,
+    count: &AtomicUsize,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        while cut.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if n == 0 || to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        count.fetch_add(1, Ordering::Relaxed);
+    }
+    let _ = to.shutdown().await;
+}
+
+async fn failover(endpoint: String, set: String, concurrency: usize, phase_secs: u64) -> Result<()> {
+    use kms_jwt::kms::KmsOptions;
+    let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let forwarded = Arc::new(AtomicUsize::new(0));
+    let primary = cuttable_forwarder(endpoint.clone(), cut.clone(), forwarded.clone()).await?;
+    let options = |url: &str, region: &str| KmsOptions {
+        timeout: FAILOVER_TIMEOUT,
+        attempt_timeout: FAILOVER_ATTEMPT_TIMEOUT,
+        max_attempts: 2,
+        ..KmsOptions::endpoint(url, region)
+    };
+    let clients =
+        vec![options(&primary, "us-east-1").connect().await?, options(&endpoint, "eu-west-1").connect().await?];
+    let signer = JwtSigner::new(
+        kms_jwt::failover::FailoverSigner::builder(clients, set).backoff(FAILOVER_BACKOFF).build().await?,
+    )?;
+    let phase = Duration::from_secs(phase_secs);
+    let started = Instant::now();
+    let stop = started + 3 * phase;
+    // Returns what had reached us-east-1 when the cut ended.
+    let switch = {
+        let (cut, forwarded) = (cut.clone(), forwarded.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(phase).await;
+            cut.store(true, Ordering::SeqCst);
+            tokio::time::sleep(phase).await;
+            cut.store(false, Ordering::SeqCst);
+            forwarded.load(Ordering::SeqCst)
+        })
+    };
+    // Each worker signs one token after another; a token counts in the phase it finished in.
+    let workers = (0..concurrency).map(|w| {
+        let signer = &signer;
+        async move {
+            let mut done = Vec::new();
+            let mut i = 0;
+            while Instant::now() < stop {
+                let asked = Instant::now();
+                let claims = Claims::new().subject(format!("worker-{w}-{i}")).expires_at(kms_jwt::claims::now() + 300);
+                signer.sign(&claims).await?;
+                done.push((asked.elapsed(), started.elapsed()));
+                i += 1;
+            }
+            Ok::<_, kms_jwt::Error>(done)
+        }
+    });
+    let done: Vec<(Duration, Duration)> =
+        futures_util::future::try_join_all(workers).await?.into_iter().flatten().collect();
+    let at_recovery = switch.await?;
+    let rate = |n: u32| {
+        let (from, to) = (n * phase, (n + 1) * phase);
+        done.iter().filter(|(_, at)| *at >= from && *at < to).count() as f64 / phase.as_secs_f64()
+    };
+    let longest = done.iter().map(|(wait, _)| *wait).max().unwrap_or_default();
+    let out = serde_json::json!({
+        "before_per_sec": rate(0),
+        "during_per_sec": rate(1),
+        "after_per_sec": rate(2),
+        "longest_wait_ms": longest.as_secs_f64() * 1e3,
+        "timeout_ms": FAILOVER_TIMEOUT.as_secs_f64() * 1e3,
+        "tokens": done.len(),
+        "primary_requests_after": forwarded.load(Ordering::SeqCst) - at_recovery,
+    });
+    writeln!(std::io::stdout().lock(), "{out}")?;
+    Ok(())
 }
 
 /// The account `LocalStack` answers `GetCallerIdentity` with, for the default test credentials.
@@ -363,6 +485,9 @@ async fn main() -> Result<()> {
         }
         Command::SignLatency { endpoint, key_arn, issuer, count, concurrency } => {
             sign_latency(endpoint, key_arn, issuer, count, concurrency).await
+        }
+        Command::Failover { endpoint, set, concurrency, phase_secs } => {
+            failover(endpoint, set, concurrency, phase_secs).await
         }
         Command::SignSdk { endpoint, key_arn, count, concurrency } => {
             let client = kms_jwt::kms::KmsOptions::endpoint(endpoint, "us-east-1").connect().await?.sdk().clone();
