@@ -15,8 +15,9 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use clap::Args;
+use kms_jwt::failover::FailoverSigner;
 use kms_jwt::issuer::{ACCOUNT_CLAIM, CallerIdentity, Decision, ProofRules, TokenPolicy, TokenRequest};
-use kms_jwt::kms::{KmsClient, KmsSigner};
+use kms_jwt::kms::KmsClient;
 use kms_jwt::{Claims, JwtSigner, TokenCache};
 use tokio::sync::Semaphore;
 
@@ -64,10 +65,12 @@ pub(crate) struct Issuer {
     longest: Option<Duration>,
     sts_url: String,
     http: crate::http::Http,
-    kms: KmsClient,
+    /// The KMS region first, then `--fallback-region`s: a multi-Region set's tokens are signed
+    /// in the next region while one is down.
+    regions: Vec<KmsClient>,
     key: String,
-    signer: RwLock<Arc<KmsSigner>>,
-    caches: Mutex<HashMap<u64, TokenCache<Arc<KmsSigner>>>>,
+    signer: RwLock<Arc<FailoverSigner>>,
+    caches: Mutex<HashMap<u64, TokenCache<Arc<FailoverSigner>>>>,
     limiter: Mutex<HashMap<String, (Instant, u32)>>,
     rate_limit: u32,
     in_flight: Semaphore,
@@ -75,14 +78,19 @@ pub(crate) struct Issuer {
 
 impl Issuer {
     /// Reads the policy and resolves the signing key; any problem stops the server at start-up.
-    pub(crate) async fn start(args: &IssuerArgs, issuer: &str, key: &str, kms: &KmsClient) -> Result<Option<Issuer>> {
+    pub(crate) async fn start(
+        args: &IssuerArgs,
+        issuer: &str,
+        key: &str,
+        regions: &[KmsClient],
+    ) -> Result<Option<Issuer>> {
         let Some(policy_path) = args.token_policy.clone() else { return Ok(None) };
-        let signer = KmsSigner::new(kms, key).await?;
+        let signer = FailoverSigner::builder(regions.to_vec(), key).build().await?;
         let longest = kms_jwt::Signer::max_token_lifetime(&signer);
         let policy = read_policy(&policy_path, longest)?;
         let sts_region = match &args.sts_region {
             Some(region) => region.clone(),
-            None => kms.region().context("no STS region: pass --sts-region")?.to_owned(),
+            None => regions.first().and_then(KmsClient::region).context("no STS region: pass --sts-region")?.to_owned(),
         };
         let rules = ProofRules { server_id: args.server_id.clone().unwrap_or_else(|| issuer.to_owned()), sts_region };
         let sts_url = args.sts_endpoint_url.clone().unwrap_or_else(|| rules.allowed_urls()[0].clone());
@@ -101,7 +109,7 @@ impl Issuer {
             longest,
             sts_url,
             http,
-            kms: kms.clone(),
+            regions: regions.to_vec(),
             key: key.to_owned(),
             signer: RwLock::new(Arc::new(signer)),
             caches: Mutex::new(HashMap::new()),
@@ -125,7 +133,7 @@ impl Issuer {
     /// Re-resolves the signing key: after a rotation, `/token` signs with the new current key
     /// (and mints afresh), before the old one is retired.
     async fn follow_rotation(&self) {
-        let fresh = match KmsSigner::new(&self.kms, &self.key).await {
+        let fresh = match FailoverSigner::builder(self.regions.clone(), &self.key).build().await {
             Ok(fresh) => fresh,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot re-resolve the signing key; signing with the last one");
@@ -133,8 +141,8 @@ impl Issuer {
             }
         };
         let mut signer = self.signer.write().unwrap_or_else(PoisonError::into_inner);
-        if signer.key().arn != fresh.key().arn {
-            crate::say(&format!("{} now names {}; POST /token signs with it", self.key, fresh.key().arn));
+        if signer.key_id() != fresh.key_id() {
+            crate::say(&format!("{} now names {}; POST /token signs with it", self.key, fresh.arn()));
             *signer = Arc::new(fresh);
             self.caches.lock().unwrap_or_else(PoisonError::into_inner).clear();
         }
@@ -156,7 +164,7 @@ impl Issuer {
         *count <= self.rate_limit
     }
 
-    fn cache(&self, ttl: Duration) -> Result<TokenCache<Arc<KmsSigner>>, kms_jwt::Error> {
+    fn cache(&self, ttl: Duration) -> Result<TokenCache<Arc<FailoverSigner>>, kms_jwt::Error> {
         let mut caches = self.caches.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(cache) = caches.get(&ttl.as_secs()) {
             return Ok(cache.clone());

@@ -48,7 +48,7 @@ pub struct ServeArgs {
     /// How often to re-read the keys from KMS; also the documents' Cache-Control max-age
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     refresh: Duration,
-    /// Read the keys from R when KMS in --region fails (a multi-Region set publishes the same keys in every region); repeatable, tried in order
+    /// Read the keys from R, and sign POST /token answers with the key's replica there, when KMS in --region fails (a multi-Region set); repeatable, tried in order
     #[arg(long, value_name = "R")]
     fallback_region: Vec<String>,
 
@@ -145,8 +145,13 @@ pub async fn serve(args: ServeArgs, opts: &KmsOptions) -> Result<ExitCode> {
         published: Arc::new(RwLock::new(Published { docs, refreshed_at: SystemTime::now(), last_error: None })),
         cache_control: HeaderValue::from_str(&publish::cache_control(args.refresh.as_secs())).context("max-age")?,
     };
-    let refresher =
-        tokio::spawn(refresh_loop(args.key.clone(), issuer.clone(), regions, args.refresh, state.published.clone()));
+    let refresher = tokio::spawn(refresh_loop(
+        args.key.clone(),
+        issuer.clone(),
+        regions.clone(),
+        args.refresh,
+        state.published.clone(),
+    ));
 
     let mut app = Router::new()
         .route(JWKS_PATH, get(jwks))
@@ -155,7 +160,8 @@ pub async fn serve(args: ServeArgs, opts: &KmsOptions) -> Result<ExitCode> {
         .fallback(|| async { StatusCode::NOT_FOUND })
         .with_state(state);
     // The issuer signs with the first key: a set's current key when it names a set.
-    if let Some(token_issuer) = crate::issue::Issuer::start(&args.token_issuer, &issuer, &args.key[0], &kms).await? {
+    if let Some(token_issuer) = crate::issue::Issuer::start(&args.token_issuer, &issuer, &args.key[0], &regions).await?
+    {
         let token_issuer = Arc::new(token_issuer);
         tokio::spawn(crate::issue::reload_on_sighup(token_issuer.clone()));
         tokio::spawn(crate::issue::follow_rotations(token_issuer.clone(), args.refresh));

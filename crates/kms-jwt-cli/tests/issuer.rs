@@ -43,6 +43,11 @@ struct Server {
 impl Server {
     /// `kms-jwt serve` for set `name` with the policy above; KMS at `kms`, STS at LocalStack.
     fn start(kms: &str, name: &str, extra: &[&str]) -> Server {
+        Server::start_with_env(kms, name, extra, &[])
+    }
+
+    /// The same, with `env` set for the server.
+    fn start_with_env(kms: &str, name: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut policy = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut policy, POLICY.as_bytes()).unwrap();
         // The issuer URL must be the server's own, for PyJWKClient to follow jwks_uri.
@@ -54,6 +59,7 @@ impl Server {
             .args(["--token-policy", policy.path().to_str().unwrap()])
             .args(["--sts-region", "us-east-1", "--sts-endpoint-url", &support::endpoint()])
             .args(extra)
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -288,6 +294,38 @@ fn kms_cut_gives_503_and_the_server_keeps_answering() {
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     let errors = server.audit().into_iter().filter(|a| a["decision"] == "error").count();
     assert_eq!(errors, 2);
+}
+
+#[test]
+fn a_multi_region_issuer_signs_in_the_next_region_while_its_own_is_cut() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (_, name) = runtime.block_on(support::key_set_in("ECC_NIST_P256", &["us-east-1", "eu-west-1"]));
+    // us-east-1 through a forwarder the test stops; eu-west-1 straight to LocalStack.
+    let primary = support::Forwarder::start(&support::endpoint());
+    let server = Server::start_with_env(
+        &support::endpoint(),
+        name.name(),
+        &["--fallback-region", "eu-west-1"],
+        &[("KMS_JWT_ENDPOINT_URL_US_EAST_1", &primary.url)],
+    );
+    let before = token(&server, "api", &[], None);
+    assert!(before.status.success(), "{}", stderr(&before));
+    primary.stop();
+    // Another lifetime is another cached token: this one must be signed now, in eu-west-1.
+    let during = token(&server, "api", &["--ttl", "10m"], None);
+    assert!(during.status.success(), "{}", stderr(&during));
+    let header = |out: &Output| {
+        kms_jwt::jws::decode_unverified(String::from_utf8_lossy(&out.stdout).trim()).unwrap().0["kid"].clone()
+    };
+    assert_eq!(header(&before), header(&during), "one kid, whichever region signed");
+    let jwks = support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), None)
+        .args(["--endpoint-url", &support::endpoint(), "--region", "eu-west-1", "jwks", "--key", name.name()])
+        .output()
+        .unwrap();
+    let verifier = kms_jwt::Verifier::from_jwks(&kms_jwt::Jwks::parse(&jwks.stdout).unwrap(), None).unwrap();
+    for out in [&before, &during] {
+        verifier.verify(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    }
 }
 
 #[test]
