@@ -50,7 +50,7 @@ pub struct ProvisionArgs {
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
     /// A multi-Region set: the primary key in R1, replicas and the set's aliases in the others (rotate and status find them)
-    #[arg(long, value_name = "R1,R2,...", value_delimiter = ',', num_args = 1..)]
+    #[arg(long, value_name = "R1,R2,...", value_delimiter = ',')]
     regions: Vec<String>,
 }
 

@@ -545,6 +545,9 @@ impl KeySets {
         }
         let name = &req.name;
         let multi = req.regions.len() > 1;
+        if let Some((_, twice)) = req.regions.iter().enumerate().find(|(i, r)| req.regions[..*i].contains(r)) {
+            return Err(Error::Config(format!("region {twice} is listed twice")));
+        }
         if let Some(primary) = req.regions.first()
             && self.kms.region() != Some(primary.as_str())
         {

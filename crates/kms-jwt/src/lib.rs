@@ -5,7 +5,10 @@
 //!   default), [`LocalSigner`] in memory. Any of them fits behind an `Arc<dyn Signer>`.
 //! - [`Verifier`] checks tokens against a JWKS or PEM with every key pinned to one algorithm.
 //! - [`jwk`] converts between SPKI, PEM and JWK, computes RFC 7638 thumbprints and JWKS.
-//! - `keyset` provisions and rotates a key set behind three KMS aliases (feature `kms`).
+//! - `keyset` provisions and rotates a key set behind three KMS aliases, in one region or as
+//!   multi-Region keys in several (feature `kms`).
+//! - `failover::FailoverSigner` signs with a multi-Region key in the first of several regions
+//!   that answers (feature `kms`).
 //! - `issuer` holds the token policy and the proof of an AWS identity that `kms-jwt serve`'s
 //!   `POST /token` exchanges for a token (feature `kms`).
 //!
