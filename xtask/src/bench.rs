@@ -198,10 +198,11 @@ fn verify_benchmarks(out: &Path, ours: &Path, base: &Path) -> Result<Vec<Compari
             ],
         )?;
         let [kms_jwt, aws_lc, jsonwebtoken] = measured.map(|(wall, _)| per(wall, VERIFY_TOKENS, true));
-        // ES256 against jsonwebtoken is context: both are one aws-lc-rs P-256 verification.
-        let jsonwebtoken_goal = if alg == "RS256" { 1.1 } else { f64::INFINITY };
+        // ES256 rows are context: every verifier on it is one aws-lc-rs P-256 verification, so
+        // issue 17 withdrew the 0.95x goal against the bare loop set in issue 6.
+        let (bare_goal, jsonwebtoken_goal) = if alg == "RS256" { (0.95, 1.1) } else { (f64::INFINITY, f64::INFINITY) };
         for (baseline, theirs, goal) in
-            [("bare aws-lc-rs verify loop", aws_lc, 0.95), ("jsonwebtoken", jsonwebtoken, jsonwebtoken_goal)]
+            [("bare aws-lc-rs verify loop", aws_lc, bare_goal), ("jsonwebtoken", jsonwebtoken, jsonwebtoken_goal)]
         {
             results.push(Comparison {
                 measure: format!("verify {alg} (kms-jwt verify --batch)"),
@@ -282,7 +283,8 @@ fn scaling_benchmarks(out: &Path, ours: &Path, base: &Path) -> Result<Vec<Compar
         ours: run_threads(&one_key, cores, Some("--bare"))?,
         baseline: format!("{cores} x one thread"),
         theirs: scaled(bare_one),
-        goal: 0.85,
+        // Context: the machine's scaling, not kms-jwt's; the rows below are judged beside it.
+        goal: f64::INFINITY,
         higher_is_better: true,
     });
     let single = threads(&one_key, 1, false)?;
