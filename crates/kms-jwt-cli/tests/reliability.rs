@@ -394,6 +394,36 @@ async fn a_batch_through_a_cut_of_the_primary_signs_every_token_in_order_with_on
     }
 }
 
+#[tokio::test]
+async fn a_fallback_region_passed_over_while_the_primary_answered_is_tried_when_needed() {
+    use kms_jwt::failover::FailoverSigner;
+    let (_, name) = support::key_set_in("ECC_NIST_P256", &["us-east-1", "eu-west-1"]).await;
+    let (primary, fallback) = (Arc::new(AtomicU8::new(UP)), Arc::new(AtomicU8::new(ERRORS)));
+    let (east, west) =
+        (Proxy::start(Fault::Switch(primary.clone())).await, Proxy::start(Fault::Switch(fallback.clone())).await);
+    let client = |url: String, region: &'static str| async move {
+        let mut opts = kms_jwt::kms::KmsOptions::endpoint(url, region);
+        opts.max_attempts = 1;
+        opts.connect().await.unwrap()
+    };
+    let clients = vec![client(east.url.clone(), "us-east-1").await, client(west.url.clone(), "eu-west-1").await];
+    // eu-west-1 answers 503 while the signer starts: it is set aside, to be checked later.
+    let failover =
+        FailoverSigner::builder(clients, name.name()).backoff(Duration::from_millis(300)).build().await.unwrap();
+    let signer = JwtSigner::new(failover).unwrap();
+    let claims = Claims::new().subject("x").expires_at(kms_jwt::claims::now() + 60);
+    signer.sign(&claims).await.unwrap();
+    // Past eu-west-1's back-off, us-east-1 still answers: eu-west-1 is not needed, and must
+    // not be left marked as being probed.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    signer.sign(&claims).await.unwrap();
+    assert_eq!(west.signed.load(Ordering::SeqCst), 0);
+    primary.store(ERRORS, Ordering::SeqCst);
+    fallback.store(UP, Ordering::SeqCst);
+    signer.sign(&claims).await.unwrap();
+    assert_eq!(west.signed.load(Ordering::SeqCst), 1, "signed in eu-west-1 once us-east-1 failed");
+}
+
 /// `lines` cut after every `n` lines.
 fn split_at_lines(lines: &[u8], n: usize) -> Vec<&[u8]> {
     let mut parts = Vec::new();

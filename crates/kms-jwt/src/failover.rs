@@ -235,39 +235,61 @@ impl FailoverSigner {
     }
 
     async fn sign(&self, digest: &Digest) -> Result<Vec<u8>> {
-        let admitted: Vec<&Region> = self.regions.iter().filter(|r| r.admit()).collect();
-        // Every region is set aside: try them all in order rather than fail without trying.
-        let order = if admitted.is_empty() { self.regions.iter().collect() } else { admitted };
         let mut last = None;
-        for region in order {
-            let signed = match self.signer_in(region).await {
-                Ok(signer) => signer.sign_digest(digest).await,
-                Err(e) => Err(e),
-            };
-            match signed {
-                Ok(signature) => {
-                    if region.mark_up() {
-                        tracing::info!(region = region.name, "kms answers again in this region; signing there");
-                    }
-                    return Ok(signature);
-                }
-                Err(e) if e.is_outage() => {
-                    tracing::warn!(
-                        region = region.name,
-                        error = %e,
-                        backoff = ?self.backoff,
-                        "kms is unavailable in this region; signing in the next one"
-                    );
-                    region.mark_down(self.backoff);
-                    last = Some(e);
-                }
-                Err(e) => {
-                    region.mark_up();
-                    return Err(in_region_error(&region.name, e));
+        let mut tried = false;
+        // A region is admitted only as it is reached: one passed over because an earlier
+        // region answered is not left marked as probing.
+        for region in &self.regions {
+            if !region.admit() {
+                continue;
+            }
+            tried = true;
+            match self.sign_in(region, digest).await {
+                Err(e) if e.is_outage() => last = Some(e),
+                done => return done,
+            }
+        }
+        if !tried {
+            // Every region is set aside: try them all in order rather than fail untried.
+            for region in &self.regions {
+                match self.sign_in(region, digest).await {
+                    Err(e) if e.is_outage() => last = Some(e),
+                    done => return done,
                 }
             }
         }
         Err(last.unwrap_or_else(|| Error::Config("no region to sign in".into())))
+    }
+
+    /// Signs in `region`, and records what that says about the region.
+    async fn sign_in(&self, region: &Region, digest: &Digest) -> Result<Vec<u8>> {
+        let signed = match self.signer_in(region).await {
+            Ok(signer) => signer.sign_digest(digest).await,
+            Err(e) => Err(e),
+        };
+        match signed {
+            Ok(signature) => {
+                if region.mark_up() {
+                    tracing::info!(region = region.name, "kms answers again in this region; signing there");
+                }
+                Ok(signature)
+            }
+            Err(e) if e.is_outage() => {
+                tracing::warn!(
+                    region = region.name,
+                    error = %e,
+                    backoff = ?self.backoff,
+                    "kms is unavailable in this region; signing in the next one"
+                );
+                region.mark_down(self.backoff);
+                Err(e)
+            }
+            Err(e) => {
+                // The region answered: it is up, whatever the answer.
+                region.mark_up();
+                Err(in_region_error(&region.name, e))
+            }
+        }
     }
 }
 
