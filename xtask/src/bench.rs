@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
-use kms_jwt::keyset::{KeySetName, KeySets, ProvisionRequest};
+use kms_jwt::keyset::{KeySetName, KeySets, ProvisionRequest, Provisioned};
 use kms_jwt::kms::KmsOptions;
 use serde_json::{Value, json};
 
@@ -583,19 +583,7 @@ fn failover_benchmarks(base: &Path, endpoint: &str) -> Result<Vec<Comparison>> {
     step(&format!(
         "failover: ES256 at concurrency {CONCURRENCY}, {FAILOVER_PHASE_SECS} s each with us-east-1 up, a black hole, back; {FAILOVER_RUNS} runs"
     ));
-    crate::block_on(async {
-        let mut opts = KmsOptions::endpoint(endpoint, "us-east-1");
-        opts.static_credentials = Some(("test".into(), "test".into()));
-        let req = ProvisionRequest {
-            name: KeySetName::parse(FAILOVER_SET)?,
-            key_spec: "ECC_NIST_P256".into(),
-            description: "kms-jwt bench, multi-Region".into(),
-            tags: vec![],
-            max_token_ttl: kms_jwt::keyset::DEFAULT_MAX_TOKEN_TTL,
-            regions: vec!["us-east-1".into(), "eu-west-1".into()],
-        };
-        KeySets::new(opts.connect().await?).provision(&req).await.map(drop)
-    })?;
+    crate::block_on(bench_set(endpoint, FAILOVER_SET, &["us-east-1", "eu-west-1"]))?;
     let mut runs = Vec::new();
     for _ in 0..FAILOVER_RUNS {
         let output = Command::new(base)
@@ -672,19 +660,23 @@ impl Drop for Server {
 
 /// An ECC P-256 key set for the signing runs; returns its key ARN and kid.
 async fn bench_key(endpoint: &str) -> Result<(String, String)> {
+    let done = bench_set(endpoint, BENCH_SET, &[]).await?;
+    Ok((done.info.arn, done.kid))
+}
+
+/// Provisions the ECC P-256 key set `name` in `LocalStack`'s us-east-1, or across `regions`.
+async fn bench_set(endpoint: &str, name: &str, regions: &[&str]) -> Result<Provisioned> {
     let mut opts = KmsOptions::endpoint(endpoint, "us-east-1");
     opts.static_credentials = Some(("test".into(), "test".into()));
-    let sets = KeySets::new(opts.connect().await?);
     let req = ProvisionRequest {
-        name: KeySetName::parse(BENCH_SET)?,
+        name: KeySetName::parse(name)?,
         key_spec: "ECC_NIST_P256".into(),
         description: "kms-jwt bench".into(),
         tags: vec![],
         max_token_ttl: kms_jwt::keyset::DEFAULT_MAX_TOKEN_TTL,
-        regions: vec![],
+        regions: regions.iter().map(|r| (*r).to_owned()).collect(),
     };
-    let done = sets.provision(&req).await?;
-    Ok((done.info.arn, done.kid))
+    Ok(KeySets::new(opts.connect().await?).provision(&req).await?)
 }
 
 fn write_report(out: &Path, results: &[Comparison]) -> Result<()> {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::Args;
-use kms_jwt::kms::{DEFAULT_MAX_ATTEMPTS, KmsOptions};
+use kms_jwt::kms::{DEFAULT_MAX_ATTEMPTS, KmsClient, KmsOptions};
 
 /// How to reach KMS. Unset options fall back to the standard AWS environment.
 #[derive(Args, Debug, Clone)]
@@ -48,4 +48,14 @@ impl AwsArgs {
             ..KmsOptions::default()
         }
     }
+}
+
+/// A client for the KMS region `opts` name, then one for each of `fallbacks`, in that order:
+/// what a `--fallback-region` command signs or reads through.
+pub(crate) async fn connect_with_fallbacks(opts: &KmsOptions, fallbacks: &[String]) -> kms_jwt::Result<Vec<KmsClient>> {
+    let mut clients = vec![opts.connect().await?];
+    for region in fallbacks {
+        clients.push(opts.in_region(region).connect().await?);
+    }
+    Ok(clients)
 }

@@ -134,11 +134,7 @@ struct AppState {
 /// Runs `kms-jwt serve` until SIGTERM or Ctrl-C.
 pub async fn serve(args: ServeArgs, opts: &KmsOptions) -> Result<ExitCode> {
     let issuer = check_issuer(&args.issuer)?;
-    let kms = opts.connect().await?;
-    let mut regions = vec![kms.clone()];
-    for region in &args.fallback_region {
-        regions.push(opts.in_region(region).connect().await?);
-    }
+    let regions = crate::aws::connect_with_fallbacks(opts, &args.fallback_region).await?;
     // Start only with something good to serve: a typo in --key fails here, not at the first fetch.
     let docs = documents_from(&args.key, &issuer, &regions).await?;
     let state = AppState {

@@ -140,16 +140,12 @@ pub async fn run(args: SignArgs, opts: &KmsOptions) -> Result<ExitCode> {
         }
         (None, None, None) => Some(Claims::new()),
     };
-    let kms = opts.connect().await?;
     if args.fallback_region.is_empty() {
-        let kms = KmsSigner::builder(&kms, &args.key).algorithm(args.alg).build().await?;
+        let kms = KmsSigner::builder(&opts.connect().await?, &args.key).algorithm(args.alg).build().await?;
         let kid = args.kid_mode(&kms.key().key_id, &kms.key().arn);
         return emit(&args, single, &JwtSigner::with_kid(kms, kid)?).await;
     }
-    let mut clients = vec![kms];
-    for region in &args.fallback_region {
-        clients.push(opts.in_region(region).connect().await?);
-    }
+    let clients = crate::aws::connect_with_fallbacks(opts, &args.fallback_region).await?;
     let signer =
         FailoverSigner::builder(clients, &args.key).algorithm(args.alg).backoff(args.failback_after).build().await?;
     let kid = args.kid_mode(signer.key_id(), &signer.arn());

@@ -28,6 +28,19 @@ fn jwks_in(region: &str, name: &str) -> Vec<u8> {
     out.stdout
 }
 
+/// A new ECC set in us-east-1 and eu-west-1, provisioned through the binary: its name and
+/// the provision summary.
+fn two_region_set(prefix: &str) -> (String, serde_json::Value) {
+    let name = support::unique(prefix);
+    let out = kms_jwt("us-east-1")
+        .args(["keyset", "provision", "--key", &name, "--key-spec", "ECC_NIST_P256"])
+        .args(["--regions", "us-east-1,eu-west-1"])
+        .output()
+        .unwrap();
+    let summary = ok(&out);
+    (name, summary)
+}
+
 fn kids(jwks: &[u8]) -> Vec<String> {
     Jwks::parse(jwks).unwrap().keys.iter().map(|k| k.kid.clone().unwrap()).collect()
 }
@@ -92,21 +105,8 @@ fn provision_and_rotate_across_two_and_three_regions() {
 
 #[test]
 fn a_region_that_is_down_stops_the_rotation_before_any_current_alias_moves() {
-    let name = support::unique("mr-down");
-    let provision = kms_jwt("us-east-1")
-        .args([
-            "keyset",
-            "provision",
-            "--key",
-            &name,
-            "--key-spec",
-            "ECC_NIST_P256",
-            "--regions",
-            "us-east-1,eu-west-1",
-        ])
-        .output()
-        .unwrap();
-    let current = ok(&provision)["key_id"].clone();
+    let (name, provisioned) = two_region_set("mr-down");
+    let current = provisioned["key_id"].clone();
     let rotate = |region_endpoint: Option<&str>| {
         let mut cmd = kms_jwt("us-east-1");
         if let Some(url) = region_endpoint {
@@ -182,21 +182,7 @@ fn get(port: u16, path: &str) -> Vec<u8> {
 #[test]
 fn serve_keeps_refreshing_through_an_outage_of_its_region() {
     use std::io::BufRead as _;
-    let name = support::unique("mr-serve");
-    let provision = kms_jwt("us-east-1")
-        .args([
-            "keyset",
-            "provision",
-            "--key",
-            &name,
-            "--key-spec",
-            "ECC_NIST_P256",
-            "--regions",
-            "us-east-1,eu-west-1",
-        ])
-        .output()
-        .unwrap();
-    ok(&provision);
+    let (name, _) = two_region_set("mr-serve");
     // us-east-1 through a forwarder the test can stop; eu-west-1 straight to LocalStack.
     let forwarder = support::Forwarder::start(&support::endpoint());
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -395,13 +395,7 @@ impl KeySets {
             }
             // Another operation named its own key at the same moment. This key was never
             // published and never signed: retire it at once rather than leave it behind.
-            self.sdk()
-                .schedule_key_deletion()
-                .key_id(meta.key_id())
-                .pending_window_in_days(7)
-                .send()
-                .await
-                .map_err(|e| self.kms.error(e, meta.key_id()))?;
+            self.retire_key(meta.key_id(), 7).await?;
             return Err(Error::Busy {
                 set: name.name().to_owned(),
                 detail: format!("{alias} was created by another operation at the same moment"),
@@ -471,7 +465,11 @@ impl KeySets {
     /// `AlreadyExists`, which is success.
     async fn ensure_replica(&self, key: &SetKey, region: &str) -> Result<()> {
         let there = self.in_region(region);
-        if there.describe(&key.key_id, false).await?.is_none() {
+        let existing = there.describe(&key.key_id, false).await?;
+        if existing.as_ref().is_some_and(SetKey::enabled) {
+            return Ok(());
+        }
+        if existing.is_none() {
             // The tags a key is created with; the kid and demotion tags live on the primary.
             let tags = key
                 .tags
@@ -703,12 +701,14 @@ impl KeySets {
             if !new.enabled() {
                 return Err(Error::Refused(format!("staged key {} is {}, not Enabled", new.key_id, new.state)));
             }
-            for (region, there) in current.replica_regions.iter().zip(&replicas) {
-                // The kid tag is on the primary now: the replica copies it.
-                let new =
+            if !replicas.is_empty() {
+                // The replicas copy the primary's tags as they are now.
+                let tagged =
                     self.describe(&new.key_id, true).await?.ok_or_else(|| Error::KeyNotFound(new.key_id.clone()))?;
-                self.ensure_replica(&new, region).await?;
-                there.set_alias(&name.next(), &new.key_id).await?;
+                for (region, there) in current.replica_regions.iter().zip(&replicas) {
+                    self.ensure_replica(&tagged, region).await?;
+                    there.set_alias(&name.next(), &new.key_id).await?;
+                }
             }
             // 2. Retire the key that drops out while `previous` still names it (replicas
             //    first: a primary is deleted after its replicas): a re-run sees it pending

@@ -21,8 +21,9 @@ use crate::{Algorithm, BoxError, Error, Result, ecdsa};
 /// Unset fields fall back to the standard AWS environment (`AWS_ENDPOINT_URL`,
 /// `AWS_REGION`, `AWS_PROFILE`, the credential chain). `KMS_JWT_ENDPOINT_URL_<REGION>` (for
 /// example `KMS_JWT_ENDPOINT_URL_EU_WEST_1`) overrides the endpoint of one region only: an
-/// on-premises KMS-compatible endpoint, or a test's proxy in front of one region. The SDK has no operation timeout by
-/// default; this type always sets one, so a hung endpoint cannot hang a caller.
+/// on-premises KMS-compatible endpoint, or a test's proxy in front of one region. The SDK has
+/// no operation timeout by default; this type always sets one, so a hung endpoint cannot hang
+/// a caller.
 #[derive(Debug, Clone)]
 pub struct KmsOptions {
     /// KMS endpoint URL (for example `LocalStack`'s <http://127.0.0.1:4566>).
