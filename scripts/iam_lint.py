@@ -5,6 +5,12 @@ each is rendered with the example values beside it, as Terraform's templatefile 
 it, and must then be JSON in which parliament finds nothing: known actions, condition keys that
 apply to those actions, resource ARNs of the right form. Before that, policies with one such
 mistake each must be caught, so that a lint that has stopped looking cannot pass.
+
+A template named ROLE-replicas.json.tftpl holds statements that main.tf adds to ROLE's policy
+only when the set has replica regions. Every policy main.tf can write is linted: each role for a
+single-Region set (replica_regions = [], the replica statements left out) and for the
+multi-Region set of the example values (the replica statements merged in). No rendered policy
+may hold a condition on an empty list, and a single-Region policy no replica statement.
 """
 
 import json
@@ -20,6 +26,15 @@ with warnings.catch_warnings():
 
 VALUE = re.compile(r"\$\{([a-z_]+)\}")
 ALIAS_ACTIONS = {"kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"}
+REPLICAS = "-replicas"
+
+# Properties of a KMS key that KMS puts in the request context of every operation on a key:
+# "AWS KMS condition keys" in the KMS developer guide lists them for CreateKey and "KMS key
+# resource operations", and "Controlling access to tags" names them for kms:TagResource.
+KEY_PROPERTY_CONDITIONS = {"kms:KeySpec", "kms:KeyUsage", "kms:KeyOrigin"}
+# The operations on a key on which the module uses them.
+KEY_PROPERTY_ACTIONS = {"kms:TagResource", "kms:ScheduleKeyDeletion"}
+UNKNOWN_CONDITION = re.compile(r"^Unknown condition (\S+) for action (\S+)$")
 
 
 def render(template: str, values: dict) -> str:
@@ -36,15 +51,46 @@ def render(template: str, values: dict) -> str:
 
 
 def accepted(finding) -> bool:
-    """parliament wants the alias and the key ARN of an alias action in one statement. KMS
+    """Two findings are accepted.
+
+    parliament wants the alias and the key ARN of an alias action in one statement. KMS
     authorizes the alias and the key separately (the key's part may even come from the key
     policy), so the module grants them in two statements: one on the set's alias ARNs, one on
-    keys tagged with the set, where a tag condition on an alias would match nothing."""
-    return finding.issue == "RESOURCE_MISMATCH" and all(d["action"] in ALIAS_ACTIONS for d in finding.detail)
+    keys tagged with the set, where a tag condition on an alias would match nothing.
+
+    parliament reads the condition keys of an action from the action's own row of the Service
+    Authorization Reference, and the key properties kms:KeySpec, kms:KeyUsage and kms:KeyOrigin
+    are listed on the row of the KMS key resource type instead (parliament's own copy of the
+    reference has them there). The KMS developer guide says they apply to every operation on a
+    key ("AWS KMS condition keys"), and names them for TagResource ("Controlling access to
+    tags"): the module uses them on TagResource and ScheduleKeyDeletion only, and only those
+    are accepted; the same key on any other action is still a finding.
+    """
+    if finding.issue == "RESOURCE_MISMATCH":
+        return all(d["action"] in ALIAS_ACTIONS for d in finding.detail)
+    if finding.issue == "UNKNOWN_CONDITION_FOR_ACTION":
+        m = UNKNOWN_CONDITION.match(str(finding.detail))
+        return bool(m) and m.group(1) in KEY_PROPERTY_CONDITIONS and m.group(2) in KEY_PROPERTY_ACTIONS
+    return False
+
+
+def empty_conditions(policy: dict) -> list:
+    """Conditions on an empty list: such a condition matches nothing, or, with ForAllValues,
+    everything; a policy says what it means without them."""
+    out = []
+    for s in policy["Statement"]:
+        for operator, keys in s.get("Condition", {}).items():
+            for key, value in keys.items():
+                if value == []:
+                    out.append(f"{s.get('Sid', '(no Sid)')}: {operator} {key} is an empty list")
+    return out
 
 
 def findings(text: str) -> list:
-    return [f for f in analyze_policy_string(text).findings if not accepted(f)]
+    found = analyze_policy_string(text).findings
+    return [f"{f.issue}: {f.detail} at {f.location}" for f in found if not accepted(f)] + [
+        f"EMPTY_CONDITION: {e}" for e in empty_conditions(json.loads(text))
+    ]
 
 
 def statement(action, resource, condition=None) -> str:
@@ -59,9 +105,46 @@ BROKEN = {
     "an unknown action": statement("kms:Sing", KEYS),
     "a condition key the action does not have": statement(
         "kms:GetPublicKey", KEYS, {"StringEquals": {"kms:SigningAlgorithm": "ECDSA_SHA_256"}}),
+    "a key property on an action that is not accepted for it": statement(
+        "kms:ListAliases", "*", {"StringEquals": {"kms:KeySpec": "RSA_2048"}}),
     "a resource of the wrong type": statement("kms:Sign", "arn:aws:kms:*:111122223333:alias/jwt-signer"),
     "a malformed ARN": statement("kms:Sign", "arn:aws:kms:111122223333:key/*"),
+    "a condition on an empty list": statement(
+        "kms:ReplicateKey", KEYS, {"StringEquals": {"kms:ReplicaRegion": []}}),
 }
+
+
+def single_region(values: dict) -> dict:
+    """The values main.tf passes for the same set with replica_regions = []."""
+    return {**values, "multi_region": "false", "replica_regions": "[]"}
+
+
+def policies(directory: pathlib.Path, values: dict) -> dict:
+    """Every policy main.tf can write from the templates in `directory`, rendered, by name."""
+    if not json.loads(values["replica_regions"]):
+        raise ValueError("the example values are a single-Region set: replica statements would go unlinted")
+    templates = {p.name.removesuffix(".json.tftpl"): p.read_text() for p in directory.glob("*.json.tftpl")}
+    out = {}
+    for role in sorted(t for t in templates if not t.endswith(REPLICAS)):
+        single = json.loads(render(templates[role], single_region(values)))
+        multi = json.loads(render(templates[role], values))
+        replicas = templates.get(role + REPLICAS)
+        if replicas is not None:
+            extra = json.loads(render(replicas, values))["Statement"]
+            sids = {s.get("Sid") for s in extra}
+            leftover = sorted(s["Sid"] for s in single["Statement"] if s.get("Sid") in sids)
+            if leftover:
+                raise ValueError(f"{role}: the single-Region policy holds replica statements {leftover}")
+            multi["Statement"] += extra
+        if single == multi:
+            out[role] = json.dumps(single)
+        else:
+            out[f"{role} (single-Region)"] = json.dumps(single)
+            out[f"{role} (multi-Region)"] = json.dumps(multi)
+    for name in templates:
+        if name.endswith(REPLICAS) and name.removesuffix(REPLICAS) not in templates:
+            raise ValueError(f"{name}: no {name.removesuffix(REPLICAS)}.json.tftpl to add its statements to")
+    return out
 
 
 def main() -> int:
@@ -71,23 +154,24 @@ def main() -> int:
             print(f"iam_lint: a policy with {mistake} passed: the lint is not checking", file=sys.stderr)
             failed += 1
     infra = pathlib.Path(__file__).resolve().parent.parent / "infra"
-    templates = sorted(infra.glob("modules/*/policies/*.json.tftpl"))
-    if not templates:
+    directories = sorted(infra.glob("modules/*/policies"))
+    if not any(d.glob("*.json.tftpl") for d in directories):
         print("iam_lint: no policy templates under infra/modules/*/policies", file=sys.stderr)
         return 1
-    for path in templates:
-        name = path.relative_to(infra.parent)
-        values = json.loads((path.parent / "example-values.json").read_text())
+    for directory in directories:
+        where = directory.relative_to(infra.parent)
         try:
-            found = findings(render(path.read_text(), values))
+            rendered = policies(directory, json.loads((directory / "example-values.json").read_text()))
         except ValueError as e:
-            print(f"iam_lint: {name}: {e}", file=sys.stderr)
+            print(f"iam_lint: {where}: {e}", file=sys.stderr)
             failed += 1
             continue
-        for f in found:
-            print(f"iam_lint: {name}: {f.issue}: {f.detail} at {f.location}", file=sys.stderr)
-        failed += bool(found)
-        print(f"iam_lint: {name}: {len(found)} findings", file=sys.stderr)
+        for name, text in rendered.items():
+            found = findings(text)
+            for f in found:
+                print(f"iam_lint: {where}: {name}: {f}", file=sys.stderr)
+            failed += bool(found)
+            print(f"iam_lint: {where}: {name}: {len(found)} findings", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -55,10 +55,12 @@ pub const TAGS_AT_CREATION: [&str; 3] = [TAG_KEY_SET, TAG_CREATED_AT, TAG_MAX_TO
 /// and the time it stopped being current. The only tags a rotator changes on existing keys.
 pub const TAGS_ADDED_LATER: [&str; 2] = [TAG_KID, TAG_DEMOTED_AT];
 
-/// Every KMS action [`KeySets`] performs on a key that already exists (creating keys is the
-/// account-level `kms:CreateKey`). The Terraform module's rotator policy grants exactly these,
-/// on the keys tagged with the set (and the alias actions on the set's aliases).
-pub const ROTATE_KEY_ACTIONS: [&str; 9] = [
+/// Every KMS action [`KeySets`] performs on a key that already exists, in a single-Region set
+/// as in a multi-Region one (creating keys is the account-level `kms:CreateKey`; a multi-Region
+/// set also replicates them: [`ROTATE_MULTI_REGION_ACTIONS`]). The Terraform module's rotator
+/// policy grants exactly these, on the keys tagged with the set (and the alias actions on the
+/// set's aliases).
+pub const ROTATE_KEY_ACTIONS: [&str; 8] = [
     "kms:DescribeKey",
     "kms:GetPublicKey",
     "kms:ListResourceTags",
@@ -67,13 +69,20 @@ pub const ROTATE_KEY_ACTIONS: [&str; 9] = [
     "kms:UpdateAlias",
     "kms:DeleteAlias",
     "kms:ScheduleKeyDeletion",
-    "kms:ReplicateKey",
 ];
 
 /// The account-level KMS actions [`KeySets`] performs (IAM policy only: they name no key):
 /// creating a set's keys, and reading the lock alias's creation date. Creating a key with tags
 /// also needs `kms:TagResource` on the account's keys, limited by `aws:RequestTag`.
 pub const ROTATE_ACCOUNT_ACTIONS: [&str; 2] = ["kms:CreateKey", "kms:ListAliases"];
+
+/// The actions only a multi-Region set's rotator needs, besides the two lists above:
+/// `kms:ReplicateKey` on the set's primary keys (the replica's `kms:CreateKey` is the account
+/// action), and the IAM action `iam:CreateServiceLinkedRole`, with which KMS creates (or
+/// re-creates, harmlessly) its service-linked role for multi-Region keys,
+/// `AWSServiceRoleForKeyManagementServiceMultiRegionKeys`, whenever a multi-Region primary key
+/// is created. The Terraform module grants these only when the set has replica regions.
+pub const ROTATE_MULTI_REGION_ACTIONS: [&str; 2] = ["kms:ReplicateKey", "iam:CreateServiceLinkedRole"];
 
 /// The three aliases of a key set.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -51,9 +51,24 @@ locals {
     multi_region             = length(var.replica_regions) > 0 ? "true" : "false"
     replica_regions          = jsonencode(var.replica_regions)
   }
+
+  # A multi-Region set's rotators also replicate the set's keys, create the replicas, and let KMS
+  # create its service-linked role for multi-Region keys: rotator-replicas.json.tftpl, merged in
+  # only when there are replica regions, so that a single-Region policy has no statement about
+  # replicas (and no condition on an empty list of regions).
+  rotator_templates = length(var.replica_regions) > 0 ? ["rotator", "rotator-replicas"] : ["rotator"]
+  rotator_documents = [
+    for template in local.rotator_templates :
+    jsondecode(templatefile("${path.module}/policies/${template}.json.tftpl", local.template_values))
+  ]
+
   policies = {
-    for role in ["signer", "rotator", "admin"] :
-    role => templatefile("${path.module}/policies/${role}.json.tftpl", local.template_values)
+    signer = templatefile("${path.module}/policies/signer.json.tftpl", local.template_values)
+    rotator = jsonencode({
+      Version   = local.rotator_documents[0].Version
+      Statement = flatten([for document in local.rotator_documents : document.Statement])
+    })
+    admin = templatefile("${path.module}/policies/admin.json.tftpl", local.template_values)
   }
 
   attachments = merge(

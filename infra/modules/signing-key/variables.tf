@@ -42,7 +42,7 @@ variable "min_deletion_window_days" {
 }
 
 variable "replica_regions" {
-  description = "A multi-Region set's replica regions (`kms-jwt keyset provision --regions PRIMARY,R2,...` without the primary, which is the provider's region). Empty: rotators may create single-Region keys only; otherwise multi-Region keys, and replicas of the set's keys in these regions only. The keys and replicas are the CLI's, as in one region."
+  description = "A multi-Region set's replica regions (`kms-jwt keyset provision --regions PRIMARY,R2,...` without the primary, which is the provider's region). Empty: rotators may create single-Region keys only, and their policy says nothing of replicas; otherwise multi-Region keys, replicas of the set's keys in these regions only, and iam:CreateServiceLinkedRole for KMS's role AWSServiceRoleForKeyManagementServiceMultiRegionKeys only. The keys and replicas are the CLI's, as in one region."
   type        = list(string)
   default     = []
 
