@@ -675,6 +675,7 @@ async fn bench_set(endpoint: &str, name: &str, regions: &[&str]) -> Result<Provi
         tags: vec![],
         max_token_ttl: kms_jwt::keyset::DEFAULT_MAX_TOKEN_TTL,
         regions: regions.iter().map(|r| (*r).to_owned()).collect(),
+        pending_window_days: 7,
     };
     Ok(KeySets::new(opts.connect().await?).provision(&req).await?)
 }

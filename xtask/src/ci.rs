@@ -21,8 +21,8 @@ pub(crate) fn run() -> Result<()> {
     script("checkov.sh", &[]).context("checkov found failed checks in infra/")?;
     step("parliament over every IAM policy the Terraform module writes (offline)");
     script("iam-lint.sh", &[]).context("parliament found problems in infra/'s IAM policies")?;
-    step("cargo package: the library and the CLI as crates.io would get them");
-    cargo(&["package", "--no-verify", "-p", "kms-jwt", "-p", "kms-jwt-cli"], &[])?;
+    step("cargo package: the library, the server and the CLI as crates.io would get them");
+    cargo(&["package", "--no-verify", "-p", "kms-jwt", "-p", "kms-jwt-server", "-p", "kms-jwt-cli"], &[])?;
     step("building the tests and the examples");
     cargo(&["test", "--workspace", "--all-features", "--no-run"], &[])?;
     cargo(&["build", "--workspace", "--all-features", "--examples"], &[])?;

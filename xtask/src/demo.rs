@@ -39,6 +39,7 @@ async fn flow(kms: &KmsOptions) -> Result<()> {
         tags: vec![],
         max_token_ttl: kms_jwt::keyset::DEFAULT_MAX_TOKEN_TTL,
         regions: vec![],
+        pending_window_days: 7,
     };
     let provisioned = sets.provision(&req).await?;
     say(&serde_json::to_string_pretty(&provisioned.to_json())?);

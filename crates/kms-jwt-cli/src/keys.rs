@@ -5,9 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use kms_jwt::keyset::{KeySetName, KeySets};
-use kms_jwt::kms::{KeyInfo, KmsClient, KmsOptions, normalize_key_ref};
-use kms_jwt::{Algorithm, Jwk, Jwks};
+use kms_jwt::Algorithm;
+use kms_jwt::kms::KmsOptions;
 
 /// Print the JWKS (JSON) of KMS keys
 #[derive(Args)]
@@ -43,46 +42,9 @@ enum Format {
     Jwk,
 }
 
-/// Each key with the algorithm it is pinned to (`alg`, or its key spec's default). An alias
-/// names a key set: its current, previous and next keys, each while enabled.
-pub(crate) async fn fetch_keys(
-    keys: &[String],
-    alg: Option<Algorithm>,
-    kms: &KmsClient,
-) -> Result<Vec<(KeyInfo, Algorithm)>> {
-    let sets = KeySets::new(kms.clone());
-    let mut out: Vec<(KeyInfo, Algorithm)> = Vec::with_capacity(keys.len());
-    for key in keys {
-        let key = normalize_key_ref(key);
-        let found = if let Some(name) = key.strip_prefix("alias/") {
-            sets.published(&KeySetName::parse(name)?, alg).await?
-        } else {
-            let info = kms.describe_signing_key(&key).await?;
-            let alg = info.algorithm(alg)?;
-            vec![(info, alg)]
-        };
-        for (info, alg) in found {
-            if !out.iter().any(|(k, _)| k.key_id == info.key_id) {
-                out.push((info, alg));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The JWKS of `keys`: each key's JWK with its thumbprint as `kid` and its pinned `alg`.
-pub(crate) async fn fetch_jwks(keys: &[String], alg: Option<Algorithm>, kms: &KmsClient) -> Result<Jwks> {
-    let keys = fetch_keys(keys, alg, kms).await?.into_iter().map(|(info, alg)| Jwk {
-        kid: Some(info.public_key.thumbprint()),
-        key: info.public_key,
-        alg: Some(alg),
-    });
-    Ok(Jwks { keys: keys.collect() })
-}
-
 /// Runs `kms-jwt jwks`.
 pub async fn jwks(args: JwksArgs, opts: &KmsOptions) -> Result<ExitCode> {
-    let jwks = fetch_jwks(&args.key, args.alg, &opts.connect().await?).await?;
+    let jwks = kms_jwt::publish::jwks_from_kms(&opts.connect().await?, &args.key, args.alg).await?;
     writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&jwks.to_json())?)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -91,8 +53,7 @@ pub async fn jwks(args: JwksArgs, opts: &KmsOptions) -> Result<ExitCode> {
 pub async fn public_key(args: PublicKeyArgs, opts: &KmsOptions) -> Result<ExitCode> {
     // One key: the alias's current key, not its whole set.
     let info = opts.connect().await?.describe_signing_key(&args.key).await?;
-    let jwk =
-        Jwk { alg: Some(info.algorithm(args.alg)?), kid: Some(info.public_key.thumbprint()), key: info.public_key };
+    let jwk = info.jwk(info.algorithm(args.alg)?);
     let text = match args.format {
         Format::Pem => jwk.key.to_pem(),
         Format::Jwk => format!("{}\n", serde_json::to_string_pretty(&jwk.to_json())?),

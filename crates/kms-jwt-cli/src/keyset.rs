@@ -52,6 +52,9 @@ pub struct ProvisionArgs {
     /// A multi-Region set: the primary key in R1, replicas and the set's aliases in the others (rotate and status find them)
     #[arg(long, value_name = "R1,R2,...", value_delimiter = ',')]
     regions: Vec<String>,
+    /// Deletion window (7-30 days) of a key this run creates and must retire at once (its alias could not be made, or a racing run won)
+    #[arg(long, default_value_t = 30, value_name = "DAYS")]
+    pending_window_days: i32,
 }
 
 /// Make a new (or the staged next) key current, demote the current key to previous, retire the old previous; prints JSON
@@ -116,6 +119,7 @@ pub async fn provision(args: ProvisionArgs, opts: &KmsOptions) -> Result<ExitCod
         tags: args.tag,
         max_token_ttl: args.max_token_ttl,
         regions: args.regions,
+        pending_window_days: args.pending_window_days,
     };
     let done = sets.provision(&req).await?;
     if let Some(dir) = &args.out_dir {

@@ -4,11 +4,10 @@
 pub mod aws;
 pub mod completions;
 pub mod decode;
-mod http;
 mod input;
-pub mod issue;
 pub mod keys;
 pub mod keyset;
+pub mod publish;
 pub mod serve;
 pub mod sign;
 pub mod token;

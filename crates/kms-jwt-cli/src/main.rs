@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser, Subcommand};
 use kms_jwt_cli::aws::AwsArgs;
-use kms_jwt_cli::{completions, decode, keys, keyset, serve, sign, token, verify};
+use kms_jwt_cli::{completions, decode, keys, keyset, publish, serve, sign, token, verify};
 
 /// Sign JWTs with an AWS KMS key that never leaves KMS, and verify them with its public key.
 ///
@@ -27,7 +27,7 @@ enum Command {
     Jwks(keys::JwksArgs),
     PublicKey(keys::PublicKeyArgs),
     Decode(decode::DecodeArgs),
-    Publish(serve::PublishArgs),
+    Publish(publish::PublishArgs),
     Serve(serve::ServeArgs),
     Keyset(keyset::KeysetArgs),
     Token(token::TokenArgs),
@@ -40,7 +40,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KMS_JWT_LOG").unwrap_or_else(|_| "off".into()))
         .init();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // A server answers many requests at once, on every core; a command does one thing.
+    let mut builder = match cli.command {
+        Command::Serve(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return fail(&anyhow::Error::new(e).context("cannot start the async runtime")),
     };
@@ -52,8 +57,8 @@ fn main() -> ExitCode {
             Command::Jwks(args) => keys::jwks(args, &opts).await,
             Command::PublicKey(args) => keys::public_key(args, &opts).await,
             Command::Decode(args) => decode::run(&args),
-            Command::Publish(args) => serve::publish(args, &opts).await,
-            Command::Serve(args) => serve::serve(args, &opts).await,
+            Command::Publish(args) => publish::run(args, &opts).await,
+            Command::Serve(args) => serve::run(args, &opts).await,
             Command::Keyset(args) => keyset::run(args, &opts).await,
             Command::Token(args) => token::run(args, &opts).await,
             Command::Completions(args) => completions::run(&args, &mut Cli::command()),

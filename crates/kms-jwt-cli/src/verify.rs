@@ -42,9 +42,13 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "S")]
     iss: Option<String>,
 
-    /// Require one of these audiences (aud); repeatable
-    #[arg(long, value_name = "A")]
+    /// Require one of these audiences (aud); repeatable. Without it, a token that has an aud is refused
+    #[arg(long, value_name = "A", conflicts_with = "any_audience")]
     aud: Vec<String>,
+
+    /// Accept a token whatever its aud (for inspecting tokens; a service names its audience with --aud)
+    #[arg(long)]
+    any_audience: bool,
 
     /// Clock skew allowed for exp and nbf, in seconds
     #[arg(long, value_name = "SECS", default_value_t = kms_jwt::verify::DEFAULT_LEEWAY_SECS)]
@@ -61,7 +65,7 @@ async fn build_verifier(args: &VerifyArgs, opts: &KmsOptions) -> Result<Verifier
         // A token from `kms-jwt sign --kid key-id|arn` names the key by id or ARN rather than
         // by thumbprint: with the KMS key at hand, all three identify it.
         let mut keys = Vec::new();
-        for (info, alg) in crate::keys::fetch_keys(&args.key, args.alg, &opts.connect().await?).await? {
+        for (info, alg) in kms_jwt::publish::keys_from_kms(&opts.connect().await?, &args.key, args.alg).await? {
             for kid in [info.public_key.thumbprint(), info.key_id.clone(), info.arn.clone()] {
                 keys.push(VerifyingKey::new(info.public_key.clone(), alg, Some(kid))?);
             }
@@ -74,6 +78,9 @@ async fn build_verifier(args: &VerifyArgs, opts: &KmsOptions) -> Result<Verifier
     }
     for aud in &args.aud {
         verifier = verifier.with_audience(aud);
+    }
+    if args.any_audience {
+        verifier = verifier.allow_any_audience();
     }
     Ok(verifier)
 }

@@ -85,6 +85,25 @@ async fn verify_prints_claims_or_the_reason() {
 }
 
 #[tokio::test]
+async fn a_token_with_an_audience_needs_aud_or_any_audience() {
+    let keys = Keys::new(Algorithm::ES256);
+    let token = keys.token(&Claims::new().subject("x").audience("billing").expires_at(FAR_FUTURE)).await;
+    let pem = keys.path("public.pem");
+    assert_one_line_error(
+        &kms_jwt(&["verify", &token, "--pem", &pem]),
+        1,
+        "invalid token: token has an audience (aud) but none is expected",
+    );
+    assert_one_line_error(&kms_jwt(&["verify", &token, "--pem", &pem, "--aud", "api"]), 1, "audience does not match");
+    for accepted in [&["--aud", "billing"][..], &["--any-audience"]] {
+        let out = kms_jwt(&[&["verify", &token, "--pem", &pem][..], accepted].concat());
+        assert_eq!(out.status.code(), Some(0), "{accepted:?}: {}", stderr(&out));
+    }
+    let both = kms_jwt(&["verify", &token, "--pem", &pem, "--aud", "billing", "--any-audience"]);
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+}
+
+#[tokio::test]
 async fn a_token_over_the_size_bound_does_not_verify_on_the_command_line_or_on_stdin() {
     let keys = Keys::new(Algorithm::ES256);
     let token = keys.token(&Claims::new().claim("pad", "x".repeat(70_000)).expires_at(FAR_FUTURE)).await;

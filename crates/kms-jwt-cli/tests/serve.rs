@@ -107,7 +107,7 @@ async fn caching_headers_refresh_after_rotation_and_last_good_while_kms_is_down(
     assert_eq!(Jwks::parse(&response.bytes().await.unwrap()).unwrap(), rotated);
     let health: serde_json::Value = get(&http, &format!("{}/healthz", server.url)).await.json().await.unwrap();
     assert_eq!(health["status"], "stale", "{health}");
-    assert!(health["error"].as_str().unwrap().contains("kms"), "{health}");
+    assert!(health.get("error").is_none(), "what failed is logged, not answered: {health}");
 
     assert!(server.stop().success(), "graceful shutdown on SIGTERM exits 0");
 }

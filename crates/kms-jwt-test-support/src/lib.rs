@@ -7,6 +7,10 @@
 
 #[cfg(feature = "kms")]
 mod localstack;
+#[cfg(feature = "kms")]
+pub mod proxy;
+#[cfg(feature = "kms")]
+pub mod serve;
 
 use std::process::{Command, Output};
 

@@ -141,6 +141,7 @@ pub async fn key_set_in(spec: &str, regions: &[&str]) -> (kms_jwt::keyset::KeySe
         tags: vec![],
         max_token_ttl: kms_jwt::keyset::DEFAULT_MAX_TOKEN_TTL,
         regions: regions.iter().map(|r| (*r).to_owned()).collect(),
+        pending_window_days: 7,
     };
     sets.provision(&req).await.unwrap();
     (sets, name)

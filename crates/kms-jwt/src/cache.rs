@@ -1,6 +1,7 @@
 //! A token cache for callers that mint the same token again and again (service-to-service
 //! calls, Lambda, an issuer): one KMS `Sign` per distinct claims set and lifetime, not per
-//! request, and after warm-up no caller waits on KMS at all.
+//! request, and after warm-up no caller waits on KMS at all. It holds a bounded number of
+//! tokens, the least recently used going first.
 //!
 //! - **Single flight**: callers that miss at once for the same claims share one `Sign` call
 //!   and its answer, or its error.
@@ -21,15 +22,20 @@ use crate::{Claims, Error, JwtSigner, Result};
 /// Claims that differ per token and so do not make two requests different.
 const VOLATILE: [&str; 3] = ["iat", "exp", "jti"];
 
-/// A minted token and its `exp`.
-#[derive(Clone)]
-struct Minted {
-    token: String,
-    exp: i64,
+/// A token the cache handed out: the compact JWT, its `exp`, and its `jti` if it has one (a
+/// cached token keeps the `jti` of the request that minted it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MintedToken {
+    /// The compact JWT.
+    pub token: String,
+    /// Its `exp`, seconds since the epoch.
+    pub expires_at: i64,
+    /// Its `jti`.
+    pub jti: Option<String>,
 }
 
 /// One mint in progress, shared by every caller that waits for it.
-type Flight = Arc<OnceCell<Result<Minted, Arc<Error>>>>;
+type Flight = Arc<OnceCell<Result<MintedToken, Arc<Error>>>>;
 
 /// How long after a failed background refresh the next one may start: a KMS outage costs a
 /// few calls a minute per claims set, not one per request.
@@ -37,10 +43,18 @@ const REFRESH_RETRY_SECS: i64 = 5;
 
 #[derive(Default)]
 struct Entry {
-    minted: Option<Minted>,
+    minted: Option<MintedToken>,
     flight: Option<Flight>,
     /// When the last mint for these claims failed.
     failed_at: Option<i64>,
+    /// When it was last asked for, in the cache's own ticks: the least recent goes first.
+    used: u64,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<String, Entry>,
+    tick: u64,
 }
 
 struct Inner<S> {
@@ -49,11 +63,19 @@ struct Inner<S> {
     margin: i64,
     refresh_ahead: i64,
     capacity: usize,
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<Entries>,
 }
 
-/// Caches tokens by their claims (ignoring `iat`, `exp` and `jti`). Holds at most `capacity`
-/// claims sets; when full, expired ones go first, then the one that expires soonest. Cheap to
+/// The lifetime of one request and the times derived from it.
+#[derive(Clone, Copy)]
+struct Lifetime {
+    ttl: i64,
+    margin: i64,
+    refresh_ahead: i64,
+}
+
+/// Caches tokens by their claims (ignoring `iat`, `exp` and `jti`) and lifetime. Holds at most
+/// `capacity` of them; when full, expired ones go first, then the least recently used. Cheap to
 /// clone: clones share the cache.
 ///
 /// Background refreshes run on the Tokio runtime of the caller; without one, a token is simply
@@ -69,9 +91,9 @@ impl<S> Clone for TokenCache<S> {
 }
 
 impl<S: Signer + 'static> TokenCache<S> {
-    /// Tokens live `ttl` and are handed out until `margin` before they expire; a token in use
-    /// is refreshed in the background from `margin` plus one more `margin` before its expiry
-    /// (see [`TokenCache::refresh_ahead`]).
+    /// Tokens live `ttl` (unless [`TokenCache::mint`] asks otherwise) and are handed out until
+    /// `margin` before they expire; a token in use is refreshed in the background from `margin`
+    /// plus one more `margin` before its expiry (see [`TokenCache::refresh_ahead`]).
     #[must_use]
     pub fn new(signer: JwtSigner<S>, ttl: Duration, margin: Duration, capacity: usize) -> TokenCache<S> {
         TokenCache {
@@ -81,7 +103,7 @@ impl<S: Signer + 'static> TokenCache<S> {
                 margin: secs(margin),
                 refresh_ahead: secs(margin),
                 capacity: capacity.max(1),
-                entries: Mutex::new(HashMap::new()),
+                entries: Mutex::new(Entries::default()),
             }),
         }
     }
@@ -109,40 +131,28 @@ impl<S: Signer + 'static> TokenCache<S> {
     /// An error from a mint that several callers waited for reaches each of them as
     /// [`Error::Shared`].
     pub async fn token_at(&self, claims: &Claims, now: i64) -> Result<String> {
-        let inner = &self.inner;
-        let key = cache_key(claims);
-        let flight = {
-            let mut entries = inner.lock();
-            if let Some(entry) = entries.get_mut(&key)
-                && let Some(minted) = &entry.minted
-                && now < minted.exp.saturating_sub(inner.margin)
-            {
-                let token = minted.token.clone();
-                let refresh_from = minted.exp.saturating_sub(inner.margin).saturating_sub(inner.refresh_ahead);
-                if now >= refresh_from
-                    && entry.flight.is_none()
-                    && entry.failed_at.is_none_or(|failed| now >= failed.saturating_add(REFRESH_RETRY_SECS))
-                    && let Ok(runtime) = tokio::runtime::Handle::try_current()
-                {
-                    let flight = Flight::default();
-                    entry.flight = Some(flight.clone());
-                    let (inner, key, claims) = (inner.clone(), key.clone(), claims.clone());
-                    runtime.spawn(async move {
-                        let _ = inner.fly(&key, &claims, &flight, now).await;
-                    });
-                }
-                return Ok(token);
-            }
-            inner.make_room(&mut entries, &key, now);
-            entries.entry(key.clone()).or_default().flight.get_or_insert_with(Flight::default).clone()
-        };
-        inner.fly(&key, claims, &flight, now).await.map_err(Error::Shared)
+        let lifetime = self.inner.lifetime(self.inner.ttl);
+        Ok(self.inner.get(claims, lifetime, now).await?.token)
     }
 
-    /// How many claims sets are cached.
+    /// A token for `claims` that lives `ttl`, cached apart from the same claims with another
+    /// lifetime. Its margin is the cache's, but at most a quarter of `ttl`.
+    pub async fn mint(&self, claims: &Claims, ttl: Duration) -> Result<MintedToken> {
+        self.mint_at(claims, ttl, crate::claims::now()).await
+    }
+
+    /// [`TokenCache::mint`] at a given time (seconds since the epoch).
+    pub async fn mint_at(&self, claims: &Claims, ttl: Duration, now: i64) -> Result<MintedToken> {
+        let ttl = secs(ttl);
+        let margin = self.inner.margin.min(ttl / 4);
+        let lifetime = Lifetime { ttl, margin, refresh_ahead: self.inner.refresh_ahead.min(margin) };
+        self.inner.get(claims, lifetime, now).await
+    }
+
+    /// How many tokens are cached.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.inner.lock().len()
+        self.inner.lock().map.len()
     }
 
     /// Whether nothing is cached.
@@ -158,25 +168,79 @@ impl<S: Signer + 'static> TokenCache<S> {
     }
 }
 
+impl<S: Signer + 'static> Inner<S> {
+    fn lifetime(&self, ttl: i64) -> Lifetime {
+        Lifetime { ttl, margin: self.margin, refresh_ahead: self.refresh_ahead }
+    }
+
+    async fn get(self: &Arc<Self>, claims: &Claims, lifetime: Lifetime, now: i64) -> Result<MintedToken> {
+        let key = cache_key(claims, lifetime.ttl);
+        let flight = {
+            let mut entries = self.lock();
+            entries.tick += 1;
+            let tick = entries.tick;
+            if let Some(entry) = entries.map.get_mut(&key)
+                && let Some(minted) = &entry.minted
+                && now < minted.expires_at.saturating_sub(lifetime.margin)
+            {
+                entry.used = tick;
+                let token = minted.clone();
+                let refresh_from =
+                    minted.expires_at.saturating_sub(lifetime.margin).saturating_sub(lifetime.refresh_ahead);
+                if now >= refresh_from
+                    && entry.flight.is_none()
+                    && entry.failed_at.is_none_or(|failed| now >= failed.saturating_add(REFRESH_RETRY_SECS))
+                    && let Ok(runtime) = tokio::runtime::Handle::try_current()
+                {
+                    let flight = Flight::default();
+                    entry.flight = Some(flight.clone());
+                    let (inner, key, claims) = (self.clone(), key.clone(), claims.clone());
+                    runtime.spawn(async move {
+                        let _ = inner.fly(&key, &claims, lifetime.ttl, &flight, now).await;
+                    });
+                }
+                return Ok(token);
+            }
+            make_room(&mut entries.map, self.capacity, &key, now);
+            let entry = entries.map.entry(key.clone()).or_default();
+            entry.used = tick;
+            entry.flight.get_or_insert_with(Flight::default).clone()
+        };
+        self.fly(&key, claims, lifetime.ttl, &flight, now).await.map_err(Error::Shared)
+    }
+}
+
 impl<S: Signer> Inner<S> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         // A panic while holding the lock leaves a map that is still consistent.
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Waits for `flight` (minting if no one else is), then records its outcome once. A failed
     /// mint leaves the previous token in place: still valid until its margin.
-    async fn fly(&self, key: &str, claims: &Claims, flight: &Flight, now: i64) -> Result<String, Arc<Error>> {
+    async fn fly(
+        &self,
+        key: &str,
+        claims: &Claims,
+        ttl: i64,
+        flight: &Flight,
+        now: i64,
+    ) -> Result<MintedToken, Arc<Error>> {
         let outcome = flight
             .get_or_init(|| async {
-                let exp = now.saturating_add(self.ttl);
+                let exp = now.saturating_add(ttl);
                 let fresh = claims.clone().issued_at(now).expires_at(exp);
-                self.signer.sign(&fresh).await.map(|token| Minted { token, exp }).map_err(Arc::new)
+                let jti = fresh.get("jti").and_then(|j| j.as_str()).map(str::to_owned);
+                self.signer
+                    .sign(&fresh)
+                    .await
+                    .map(|token| MintedToken { token, expires_at: exp, jti })
+                    .map_err(Arc::new)
             })
             .await
             .clone();
         let mut entries = self.lock();
-        if let Some(entry) = entries.get_mut(key)
+        if let Some(entry) = entries.map.get_mut(key)
             && entry.flight.as_ref().is_some_and(|f| Arc::ptr_eq(f, flight))
         {
             entry.flight = None;
@@ -188,26 +252,22 @@ impl<S: Signer> Inner<S> {
                 Err(_) => entry.failed_at = Some(now),
             }
         }
-        outcome.map(|minted| minted.token)
+        outcome
     }
+}
 
-    /// Makes room for `key` when the cache is full: expired entries go first, then the one
-    /// that expires soonest. Entries with a mint in flight stay (their callers wait on them).
-    fn make_room(&self, entries: &mut HashMap<String, Entry>, key: &str, now: i64) {
-        if entries.len() < self.capacity || entries.contains_key(key) {
-            return;
-        }
-        let margin = self.margin;
-        entries.retain(|_, e| e.flight.is_some() || e.minted.as_ref().is_some_and(|m| now < m.exp - margin));
-        if entries.len() >= self.capacity
-            && let Some(soonest) = entries
-                .iter()
-                .filter(|(_, e)| e.flight.is_none())
-                .min_by_key(|(_, e)| e.minted.as_ref().map_or(i64::MIN, |m| m.exp))
-                .map(|(k, _)| k.clone())
-        {
-            entries.remove(&soonest);
-        }
+/// Makes room for `key` when the cache is full: expired entries go first, then the least
+/// recently used. Entries with a mint in flight stay (their callers wait on them).
+fn make_room(entries: &mut HashMap<String, Entry>, capacity: usize, key: &str, now: i64) {
+    if entries.len() < capacity || entries.contains_key(key) {
+        return;
+    }
+    entries.retain(|_, e| e.flight.is_some() || e.minted.as_ref().is_some_and(|m| now < m.expires_at));
+    if entries.len() >= capacity
+        && let Some(least) =
+            entries.iter().filter(|(_, e)| e.flight.is_none()).min_by_key(|(_, e)| e.used).map(|(k, _)| k.clone())
+    {
+        entries.remove(&least);
     }
 }
 
@@ -215,13 +275,14 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// The claims without their volatile members, as canonical JSON (`serde_json` sorts keys).
-fn cache_key(claims: &Claims) -> String {
+/// The lifetime and the claims without their volatile members, as canonical JSON
+/// (`serde_json` sorts keys).
+fn cache_key(claims: &Claims, ttl: i64) -> String {
     let mut map = claims.as_map().clone();
     for name in VOLATILE {
         map.remove(name);
     }
-    serde_json::Value::Object(map).to_string()
+    format!("{ttl} {}", serde_json::Value::Object(map))
 }
 
 #[cfg(test)]
@@ -286,7 +347,7 @@ mod tests {
     /// Waits (a bounded number of turns, no timing) until the background work has signed.
     async fn until_calls(cache: &TokenCache<Counting>, n: usize) {
         for _ in 0..1000 {
-            if calls(cache) >= n && cache.inner.lock().values().all(|e| e.flight.is_none()) {
+            if calls(cache) >= n && cache.inner.lock().map.values().all(|e| e.flight.is_none()) {
                 return;
             }
             tokio::task::yield_now().await;
@@ -313,7 +374,7 @@ mod tests {
         let other = cache.token_at(&Claims::new().subject("other"), t0).await.unwrap();
         assert_ne!(other, renewed);
         let key = VerifyingKey::from_jwk(&cache.signer().jwk(), None).unwrap();
-        let claims = Verifier::new(vec![key]).verify_at(&renewed, t0 + 541).unwrap();
+        let claims = Verifier::new(vec![key]).with_audience("api").verify_at(&renewed, t0 + 541).unwrap();
         assert_eq!(claims.get("exp").unwrap(), t0 + 541 + 600);
         assert_eq!(claims.get("iat").unwrap(), t0 + 541);
     }
@@ -328,6 +389,45 @@ mod tests {
         // The most recent ones are kept.
         cache.token_at(&Claims::new().subject("s19"), 1_800_000_020).await.unwrap();
         assert_eq!(calls(&cache), 20);
+    }
+
+    #[tokio::test]
+    async fn the_least_recently_used_token_goes_first() {
+        let cache = cache(3);
+        let t0 = 1_800_000_000;
+        let claims = |s: &str| Claims::new().subject(s);
+        for s in ["a", "b", "c"] {
+            cache.token_at(&claims(s), t0).await.unwrap();
+        }
+        // "a" is used again, so "b" is the least recently used when "d" needs room.
+        cache.token_at(&claims("a"), t0 + 1).await.unwrap();
+        cache.token_at(&claims("d"), t0 + 2).await.unwrap();
+        assert_eq!(calls(&cache), 4);
+        cache.token_at(&claims("a"), t0 + 3).await.unwrap();
+        assert_eq!(calls(&cache), 4, "a was kept");
+        cache.token_at(&claims("b"), t0 + 4).await.unwrap();
+        assert_eq!(calls(&cache), 5, "b was dropped");
+    }
+
+    #[tokio::test]
+    async fn each_lifetime_is_its_own_token_with_a_margin_of_at_most_a_quarter() {
+        let cache = cache(64).refresh_ahead(Duration::ZERO);
+        let claims = Claims::new().subject("svc").random_jwt_id();
+        let t0 = 1_800_000_000;
+        let short = cache.mint_at(&claims, Duration::from_secs(120), t0).await.unwrap();
+        let long = cache.mint_at(&claims, Duration::from_secs(900), t0).await.unwrap();
+        assert_eq!((short.expires_at, long.expires_at), (t0 + 120, t0 + 900));
+        assert_ne!(short.token, long.token);
+        assert_eq!(short.jti.as_deref(), claims.get("jti").and_then(|j| j.as_str()));
+        assert_eq!(calls(&cache), 2);
+        // The cache's margin is 60 s, but a 120 s token's is 30 s: handed out until t0 + 90.
+        assert_eq!(cache.mint_at(&claims, Duration::from_secs(120), t0 + 89).await.unwrap(), short);
+        assert_ne!(cache.mint_at(&claims, Duration::from_secs(120), t0 + 90).await.unwrap(), short);
+        // A caller cycling through lifetimes grows the cache only to its capacity.
+        for ttl in 60..400 {
+            cache.mint_at(&claims, Duration::from_secs(ttl), t0).await.unwrap();
+            assert!(cache.len() <= 64);
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -202,6 +202,26 @@ pub enum Error {
     #[error("aws configuration: {0}")]
     Config(String),
 
+    /// An issuer refused to give a token: its HTTP status and its reason.
+    #[error("the issuer refused: {reason} (HTTP {status})")]
+    IssuerRefused {
+        /// The HTTP status (401 proof rejected, 403 policy, 429 rate limit, 503 unavailable).
+        status: u16,
+        /// What the issuer said.
+        reason: String,
+        /// When the issuer said a retry may succeed.
+        retry_after: Option<Duration>,
+    },
+
+    /// An issuer could not be reached, or answered something that is not an answer.
+    #[error("cannot reach the issuer at {url}: {reason}")]
+    IssuerUnreachable {
+        /// The URL asked.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// An issuer's token policy file is invalid; the line is 1-based.
     #[error("token policy: line {line}: {reason}")]
     InvalidPolicy {
@@ -338,6 +358,10 @@ pub enum TokenError {
     /// `aud` does not contain an expected audience.
     #[error("audience does not match")]
     Audience,
+    /// The token has an `aud` and the verifier expects none: it may be meant for another
+    /// service. Name the expected audience, or allow any.
+    #[error("token has an audience (aud) but none is expected")]
+    AudienceNotExpected,
 }
 
 /// The library's result type.

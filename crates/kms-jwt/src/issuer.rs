@@ -1,21 +1,34 @@
-//! The issuer's parts that are not HTTP: the token policy, the proof of an AWS identity (made
-//! by a client with `aws-sigv4`, checked by the server before it sends it to STS), and STS's
-//! answer. `kms-jwt serve --token-policy` and `kms-jwt token` are built on them.
+//! The issuer: AWS identities exchanged for tokens, without its transport. [`Issuer`] takes a
+//! request and a credential and gives a token or a refusal and one audit record; the token
+//! policy ([`TokenPolicy`]) and the proof of an AWS identity ([`Proof`], checked by
+//! [`StsProofs`] before it goes to STS) are its parts. `kms-jwt serve --token-policy` puts it
+//! behind HTTP; [`TokenClient`] (and `kms-jwt token`) is the client side. The threat model is
+//! in docs/ISSUER.md.
 
+pub mod arn;
+mod authenticate;
+mod client;
 pub mod identity;
+mod limit;
 pub mod policy;
 pub mod proof;
+mod replay;
+mod service;
+mod sts;
 
 use std::time::SystemTime;
 
+pub use authenticate::{Authenticator, Caller, Precheck, Refusal, RefusalKind};
+pub use client::{IssuedToken, TokenClient};
 pub use identity::CallerIdentity;
 pub use policy::{Decision, TokenPolicy};
-pub use proof::{Proof, ProofRules, Rejected};
+pub use proof::{CheckedProof, Proof, ProofRules, Rejected};
+pub use service::{
+    ACCOUNT_CLAIM, AuditDecision, AuditRecord, ClientInfo, Issued, Issuer, IssuerConfig, Outcome, TokenAsk,
+};
+pub use sts::StsProofs;
 
 use crate::{Error, Result};
-
-/// The claim that carries the caller's AWS account id.
-pub const ACCOUNT_CLAIM: &str = "aws_account";
 
 /// The JSON a client posts to `/token`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -100,6 +113,7 @@ mod tests {
         let proof = sign_proof(&creds, Some("eu-west-1"), "https://issuer.example", now).unwrap();
         let rules = ProofRules { server_id: "https://issuer.example".into(), sts_region: "eu-west-1".into() };
         proof.check(&rules, now).unwrap();
+        assert!(proof.header("host").is_some());
         assert_eq!(proof.header("x-amz-security-token"), Some("token"));
         let authorization = proof.header("authorization").unwrap();
         assert!(authorization.contains("Credential=AKIDEXAMPLE/"), "{authorization}");

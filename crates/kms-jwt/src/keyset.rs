@@ -19,7 +19,7 @@ use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, MultiRegionKeyType, Ta
 use serde_json::{Value, json};
 
 use crate::kms::{KeyInfo, KmsClient};
-use crate::{Algorithm, Error, Jwk, Jwks, Result};
+use crate::{Algorithm, Error, Jwks, Result};
 
 /// Tag naming the key set a key belongs to.
 pub const TAG_KEY_SET: &str = "kms-jwt:key-set";
@@ -354,16 +354,7 @@ impl KeySets {
     /// The JWKS of a set: every published key with its thumbprint `kid` and `alg`.
     pub async fn jwks(&self, name: &KeySetName, alg: Option<Algorithm>) -> Result<Jwks> {
         let keys = self.published(name, alg).await?;
-        Ok(Jwks {
-            keys: keys
-                .into_iter()
-                .map(|(info, alg)| Jwk {
-                    kid: Some(info.public_key.thumbprint()),
-                    key: info.public_key,
-                    alg: Some(alg),
-                })
-                .collect(),
-        })
+        Ok(Jwks { keys: keys.iter().map(|(info, alg)| info.jwk(*alg)).collect() })
     }
 
     /// Creates a key for the set, tagged with the set and its creation time, and in the very
@@ -371,16 +362,10 @@ impl KeySets {
     /// account's IAM policies decide: the Terraform module's grants, conditioned on the set's
     /// tag, reach it without any change. Between those two calls is the one moment a stopped
     /// run leaves a key that no alias names: `CreateKey` has no idempotency token, and finding
-    /// such a key again would take an account scan, which this module never does.
-    async fn create_key(
-        &self,
-        name: &KeySetName,
-        spec: &str,
-        description: &str,
-        extra: &[(String, String)],
-        alias: &str,
-        multi_region: bool,
-    ) -> Result<SetKey> {
+    /// such a key again would take an account scan, which this module never does. A key whose
+    /// alias cannot be created is retired at once, with `retire_window` days of grace.
+    async fn create_key(&self, name: &KeySetName, new: &NewKey<'_>, alias: &str, retire_window: i32) -> Result<SetKey> {
+        let NewKey { spec, description, extra, multi_region } = *new;
         let mut tags = vec![tag(TAG_KEY_SET, name.name())?, tag(TAG_CREATED_AT, now_rfc3339())?];
         for (k, v) in extra {
             tags.push(tag(k, v.clone())?);
@@ -398,13 +383,14 @@ impl KeySets {
             .map_err(|e| self.kms.error(e, name.name()))?;
         let meta =
             created.key_metadata.ok_or_else(|| Error::InvalidResponse("CreateKey without KeyMetadata".into()))?;
-        if let Err(e) = self.point(alias, meta.key_id(), false).await {
+        if let Err(e) = self.alias_new_key(alias, meta.key_id()).await {
+            // The key was never published and never signed: retire it at once rather than
+            // leave behind a key no alias names.
+            self.retire_key(meta.key_id(), retire_window).await?;
             if !is_already_exists(&e) {
                 return Err(e);
             }
-            // Another operation named its own key at the same moment. This key was never
-            // published and never signed: retire it at once rather than leave it behind.
-            self.retire_key(meta.key_id(), 7).await?;
+            // Another operation named its own key at the same moment.
             return Err(Error::Busy {
                 set: name.name().to_owned(),
                 detail: format!("{alias} was created by another operation at the same moment"),
@@ -422,6 +408,23 @@ impl KeySets {
             primary_region: None,
         };
         self.ensure_kid(key).await
+    }
+
+    /// Creates `alias` for a key made a moment ago. KMS is eventually consistent: a new key may
+    /// not be visible to `CreateAlias` yet (AWS says up to five minutes, seconds in practice),
+    /// so `NotFound` is retried with a bounded backoff; any other error is returned at once.
+    async fn alias_new_key(&self, alias: &str, key_id: &str) -> Result<()> {
+        let mut delay = NEW_KEY_RETRY_FIRST;
+        loop {
+            match self.point(alias, key_id, false).await {
+                Err(Error::KeyNotFound(_)) if delay <= NEW_KEY_RETRY_LAST => {
+                    tracing::debug!(alias, key_id, ?delay, "the new key is not visible yet; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Tags a key with its `kid` if it has none yet (also after a run stopped before the tag).
@@ -547,6 +550,7 @@ impl KeySets {
 
     /// Creates the set's key and current alias, or reports the set if it already exists.
     pub async fn provision(&self, req: &ProvisionRequest) -> Result<Provisioned> {
+        check_window(req.pending_window_days)?;
         if Algorithm::default_for_key_spec(&req.key_spec).is_none() {
             return Err(Error::Refused(format!("key spec {} cannot sign JWTs", req.key_spec)));
         }
@@ -576,7 +580,9 @@ impl KeySets {
             (None, None) => {
                 let mut tags = req.tags.clone();
                 tags.push((TAG_MAX_TOKEN_TTL.to_owned(), humantime::format_duration(req.max_token_ttl).to_string()));
-                match self.create_key(name, &req.key_spec, &req.description, &tags, &name.current(), multi).await {
+                let new =
+                    NewKey { spec: &req.key_spec, description: &req.description, extra: &tags, multi_region: multi };
+                match self.create_key(name, &new, &name.current(), req.pending_window_days).await {
                     Ok(key) => (key, true),
                     // Provisioned by a racing run: report its set, as for any existing set.
                     Err(Error::Busy { .. }) => (
@@ -697,15 +703,13 @@ impl KeySets {
             let new = if let Some(next) = state.next.clone() {
                 self.ensure_kid(next).await?
             } else {
-                self.create_key(
-                    name,
-                    &current.key_spec,
-                    &policy.description,
-                    &policy_tags,
-                    &name.next(),
-                    current.multi_region,
-                )
-                .await?
+                let new = NewKey {
+                    spec: &current.key_spec,
+                    description: &policy.description,
+                    extra: &policy_tags,
+                    multi_region: current.multi_region,
+                };
+                self.create_key(name, &new, &name.next(), policy.pending_window_days).await?
             };
             if !new.enabled() {
                 return Err(Error::Refused(format!("staged key {} is {}, not Enabled", new.key_id, new.state)));
@@ -880,6 +884,20 @@ fn due(current: &SetKey, if_older_than: Option<Duration>) -> bool {
     age >= min_age
 }
 
+/// What a new key of a set is made with.
+#[derive(Clone, Copy)]
+struct NewKey<'a> {
+    spec: &'a str,
+    description: &'a str,
+    extra: &'a [(String, String)],
+    multi_region: bool,
+}
+
+/// The first wait before `CreateAlias` is retried for a new key KMS does not show yet, doubled
+/// each time up to the last: 0.25 + 0.5 + ... + 8 s, about 16 s in all.
+const NEW_KEY_RETRY_FIRST: Duration = Duration::from_millis(250);
+const NEW_KEY_RETRY_LAST: Duration = Duration::from_secs(8);
+
 fn check_window(days: i32) -> Result<()> {
     if (7..=30).contains(&days) {
         Ok(())
@@ -986,6 +1004,9 @@ pub struct ProvisionRequest {
     /// For a multi-Region set, its regions, the primary first (the client's region); empty
     /// (or one region) for a single-region set.
     pub regions: Vec<String>,
+    /// The deletion window, in days (7 to 30), of a key this run creates and must retire at
+    /// once: one whose alias could not be created, or that lost a race to another run.
+    pub pending_window_days: i32,
 }
 
 /// What `provision` found or made.

@@ -387,6 +387,13 @@ impl KeyInfo {
         }
         Ok(alg)
     }
+
+    /// The key as verifiers get it: its JWK, pinned to `alg`, with its RFC 7638 thumbprint as
+    /// `kid` (the `kid` a [`crate::JwtSigner`] puts in its tokens by default).
+    #[must_use]
+    pub fn jwk(&self, alg: Algorithm) -> crate::Jwk {
+        crate::Jwk { kid: Some(self.public_key.thumbprint()), key: self.public_key.clone(), alg: Some(alg) }
+    }
 }
 
 /// Accepts `NAME` for `alias/NAME`: anything that is not a key id, ARN or `alias/` name is

@@ -63,6 +63,8 @@ pub mod ecdsa;
 mod error;
 #[cfg(feature = "kms")]
 pub mod failover;
+#[cfg(feature = "http-client")]
+mod http;
 #[cfg(feature = "kms")]
 pub mod issuer;
 mod json;

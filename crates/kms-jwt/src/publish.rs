@@ -3,6 +3,12 @@
 
 use serde_json::{Value, json};
 
+#[cfg(feature = "kms")]
+use crate::{
+    Algorithm, Result,
+    keyset::{KeySetName, KeySets},
+    kms::{KeyInfo, KmsClient, normalize_key_ref},
+};
 use crate::{Jwks, b64};
 
 /// Where each document lives under the issuer.
@@ -37,6 +43,42 @@ impl Documents {
             openid_configuration: openid,
         }
     }
+}
+
+/// Each of `keys` with the algorithm it is pinned to (`alg`, or its key spec's default), once
+/// each. A key id or ARN is that key; an alias (or a bare name) is a key set: its current,
+/// previous and next keys, each while enabled.
+#[cfg(feature = "kms")]
+pub async fn keys_from_kms(
+    kms: &KmsClient,
+    keys: &[String],
+    alg: Option<Algorithm>,
+) -> Result<Vec<(KeyInfo, Algorithm)>> {
+    let sets = KeySets::new(kms.clone());
+    let mut out: Vec<(KeyInfo, Algorithm)> = Vec::with_capacity(keys.len());
+    for key in keys {
+        let key = normalize_key_ref(key);
+        let found = if let Some(name) = key.strip_prefix("alias/") {
+            sets.published(&KeySetName::parse(name)?, alg).await?
+        } else {
+            let info = kms.describe_signing_key(&key).await?;
+            let alg = info.algorithm(alg)?;
+            vec![(info, alg)]
+        };
+        for (info, alg) in found {
+            if !out.iter().any(|(k, _)| k.key_id == info.key_id) {
+                out.push((info, alg));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The JWKS of `keys` (see [`keys_from_kms`]): each key's JWK with its thumbprint `kid`.
+#[cfg(feature = "kms")]
+pub async fn jwks_from_kms(kms: &KmsClient, keys: &[String], alg: Option<Algorithm>) -> Result<Jwks> {
+    let keys = keys_from_kms(kms, keys, alg).await?;
+    Ok(Jwks { keys: keys.iter().map(|(info, alg)| info.jwk(*alg)).collect() })
 }
 
 /// The discovery document: what JWT libraries read to find the keys from the issuer alone.

@@ -62,6 +62,7 @@ pub struct Verifier {
     keys: Arc<[KeySlot]>,
     issuer: Option<String>,
     audiences: Vec<String>,
+    any_audience: bool,
     leeway: i64,
     max_token_len: usize,
     require_exp: bool,
@@ -69,13 +70,17 @@ pub struct Verifier {
 
 impl Verifier {
     /// A verifier for these keys with default checks: `exp` required, 60 s leeway,
-    /// 64 KiB maximum token length, no issuer or audience check.
+    /// 64 KiB maximum token length, no issuer check, and no audience expected: a token that
+    /// has an `aud` is refused until [`Verifier::with_audience`] names one of its audiences
+    /// (or [`Verifier::allow_any_audience`] says any will do), as jsonwebtoken and `PyJWT` do.
+    /// A token meant for another service must not pass because nobody asked.
     #[must_use]
     pub fn new(keys: Vec<VerifyingKey>) -> Verifier {
         Verifier {
             keys: keys.into_iter().map(|key| KeySlot { key, header: OnceLock::new() }).collect(),
             issuer: None,
             audiences: Vec::new(),
+            any_audience: false,
             leeway: DEFAULT_LEEWAY_SECS.cast_signed(),
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
             require_exp: true,
@@ -109,6 +114,14 @@ impl Verifier {
     #[must_use]
     pub fn with_audience(mut self, audience: impl Into<String>) -> Verifier {
         self.audiences.push(audience.into());
+        self
+    }
+
+    /// Accepts a token whatever its `aud`, when no audience is expected: for tools that
+    /// inspect tokens, never for a service that acts on them.
+    #[must_use]
+    pub fn allow_any_audience(mut self) -> Verifier {
+        self.any_audience = true;
         self
     }
 
@@ -295,6 +308,8 @@ impl Verifier {
                 Some(aud) if aud.iter().any(|a| self.audiences.iter().any(|e| e == a)) => {}
                 Some(_) => return Err(TokenError::Audience),
             }
+        } else if claims.aud.is_some() && !self.any_audience {
+            return Err(TokenError::AudienceNotExpected);
         }
         Ok(())
     }

@@ -287,6 +287,22 @@ async fn issuer_and_audience_must_match() {
     assert_eq!(strict.verify(&no_aud).unwrap_err(), TokenError::MissingClaim("aud"));
 }
 
+/// A token for another service is not accepted by a verifier that forgot to name its own
+/// audience (jsonwebtoken and PyJWT refuse it too); only an explicit opt-out takes any.
+#[tokio::test]
+async fn a_token_with_an_audience_is_refused_when_none_is_expected() {
+    let f = fixture(Algorithm::ES256);
+    let claims = || Claims::new().subject("alice").expires_at(FAR_FUTURE);
+    let for_billing = f.signer.sign(&claims().audience("billing")).await.unwrap();
+    assert_eq!(f.verifier.verify(&for_billing).unwrap_err(), TokenError::AudienceNotExpected);
+    assert_eq!(TokenError::AudienceNotExpected.to_string(), "token has an audience (aud) but none is expected");
+    let inspector = f.verifier.clone().allow_any_audience();
+    assert_eq!(inspector.verify(&for_billing).unwrap().get("aud").unwrap(), "billing");
+    let no_aud = f.signer.sign(&claims()).await.unwrap();
+    assert!(f.verifier.verify(&no_aud).is_ok(), "no aud, none expected");
+    assert_eq!(f.verifier.clone().with_audience("api").verify(&for_billing).unwrap_err(), TokenError::Audience);
+}
+
 #[test]
 fn an_rsa_1024_key_is_refused_at_load() {
     let mut n = vec![0xc5u8; 128];

@@ -37,6 +37,7 @@ async fn provision_is_idempotent_and_tags_the_key() {
         tags: vec![("team".into(), "auth".into())],
         max_token_ttl: Duration::from_secs(2 * 3600),
         regions: vec![],
+        pending_window_days: 7,
     };
     let first = sets.provision(&req).await.unwrap();
     let second = sets.provision(&req).await.unwrap();
@@ -161,4 +162,67 @@ async fn bad_names_and_windows_are_refused() {
     let mut bad = policy(false);
     bad.pending_window_days = 3;
     assert!(matches!(sets.rotate(&name, &bad).await.unwrap_err(), Error::Refused(_)));
+}
+
+/// A fresh set's request, provisioned through `kms` (a fault proxy in front of LocalStack).
+async fn provision_through(url: &str) -> (KeySetName, kms_jwt::Result<kms_jwt::keyset::Provisioned>) {
+    let kms = kms_jwt::kms::KmsOptions::endpoint(url, "us-east-1").connect().await.unwrap();
+    let name = KeySetName::parse(&support::unique("kms-jwt-test")).unwrap();
+    let req = ProvisionRequest {
+        name: name.clone(),
+        key_spec: "ECC_NIST_P256".into(),
+        description: "eventual consistency".into(),
+        tags: vec![],
+        max_token_ttl: Duration::from_secs(3600),
+        regions: vec![],
+        pending_window_days: 9,
+    };
+    let done = KeySets::new(kms).provision(&req).await;
+    (name, done)
+}
+
+/// KMS may not show a key it just created to `CreateAlias` yet (eventual consistency): the
+/// alias is retried, and the set is made.
+#[tokio::test]
+async fn a_new_key_kms_does_not_show_yet_gets_its_alias_on_a_retry() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use support::proxy::{Action, FaultProxy};
+    let refused = AtomicUsize::new(0);
+    let proxy = FaultProxy::start(&support::endpoint(), move |e| {
+        if e.operation() == "CreateAlias" && refused.fetch_add(1, Ordering::SeqCst) < 2 {
+            Action::kms_error(400, "NotFoundException", "Key 'arn:...' does not exist")
+        } else {
+            Action::Forward
+        }
+    });
+    let (name, done) = provision_through(&proxy.url).await;
+    let done = done.unwrap();
+    assert_eq!(proxy.count("CreateKey"), 1, "one key");
+    assert_eq!(proxy.count("CreateAlias"), 3, "two NotFound, then the alias");
+    assert_eq!(support::alias_target(&name.current()).await.as_deref(), Some(done.info.key_id.as_str()));
+}
+
+/// If the alias still cannot be made, the new key is retired (with the run's deletion window)
+/// rather than left behind with no alias naming it.
+#[tokio::test]
+async fn a_new_key_whose_alias_cannot_be_made_is_retired_not_orphaned() {
+    use support::proxy::{Action, FaultProxy};
+    let proxy = FaultProxy::start(&support::endpoint(), |e| {
+        if e.operation() == "CreateAlias" {
+            Action::kms_error(400, "NotFoundException", "Key 'arn:...' does not exist")
+        } else {
+            Action::Forward
+        }
+    });
+    let (name, done) = provision_through(&proxy.url).await;
+    let err = done.unwrap_err();
+    assert!(matches!(err, Error::KeyNotFound(ref alias) if *alias == name.current()), "{err:?}");
+    assert_eq!(proxy.count("CreateAlias"), 7, "the first try and six retries");
+    let keys = support::keys_of_set(&support::client().await, &name).await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(keys[0].1, "PendingDeletion", "{keys:?}");
+    let deletion = proxy.seen().into_iter().find(|e| e.operation() == "ScheduleKeyDeletion").unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&deletion.body).unwrap();
+    assert_eq!(body["PendingWindowInDays"], 9);
+    assert!(support::alias_target(&name.current()).await.is_none());
 }

@@ -1,8 +1,9 @@
 //! What STS said about a proof: the caller's ARN and account, and the principal a policy
-//! matches (an assumed-role session is its role).
+//! matches (an assumed-role session is its role); or, when it refused, its error code.
 
 use aws_smithy_xml::decode::{Document, try_data};
 
+use super::arn::Arn;
 use super::proof::Rejected;
 
 /// The caller `sts:GetCallerIdentity` named.
@@ -40,11 +41,15 @@ impl CallerIdentity {
                 *slot = Some(try_data(&mut field).map_err(|_| bad("bad text"))?.into_owned());
             }
         }
-        match (arn, account, user_id) {
-            (Some(arn), Some(account), Some(user_id)) if arn.starts_with("arn:") => {
+        let (Some(arn), Some(account), Some(user_id)) = (arn, account, user_id) else {
+            return Err(bad("no Arn, Account or UserId"));
+        };
+        // An answer whose parts disagree is not STS's: trust none of it.
+        match Arn::parse(&arn) {
+            Some(parsed) if parsed.account == account && matches!(parsed.service, "iam" | "sts") => {
                 Ok(CallerIdentity { arn, account, user_id })
             }
-            _ => Err(bad("no Arn, Account or UserId")),
+            _ => Err(bad("its Account is not its Arn's")),
         }
     }
 
@@ -62,6 +67,33 @@ impl CallerIdentity {
         }
         self.arn.clone()
     }
+}
+
+/// The error code of an STS error answer (`<ErrorResponse><Error><Code>`), if it is one.
+#[must_use]
+pub fn sts_error_code(body: &str) -> Option<String> {
+    let mut doc = Document::new(body);
+    let mut root = doc.root_element().ok()?;
+    if !root.start_el().matches("ErrorResponse") {
+        return None;
+    }
+    while let Some(mut error) = root.next_tag() {
+        if !error.start_el().matches("Error") {
+            continue;
+        }
+        while let Some(mut field) = error.next_tag() {
+            if field.start_el().matches("Code") {
+                return try_data(&mut field).ok().map(std::borrow::Cow::into_owned);
+            }
+        }
+    }
+    None
+}
+
+/// Whether an STS error code says "slow down" rather than "no".
+#[must_use]
+pub fn is_throttling(code: &str) -> bool {
+    matches!(code, "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException")
 }
 
 #[cfg(test)]
@@ -97,8 +129,25 @@ mod tests {
 
     #[test]
     fn anything_else_is_unreadable() {
-        for body in ["", "not xml", "<ErrorResponse><Error/></ErrorResponse>", "<GetCallerIdentityResponse/>"] {
+        let other_account = ANSWER.replace("<Account>111122223333</Account>", "<Account>444455556666</Account>");
+        let other_service = ANSWER.replace("arn:aws:sts::", "arn:aws:s3::");
+        for body in
+            ["", "not xml", "<ErrorResponse><Error/></ErrorResponse>", "<GetCallerIdentityResponse/>", &other_account]
+        {
             assert!(CallerIdentity::from_sts_xml(body).is_err(), "{body:?}");
         }
+        let err = CallerIdentity::from_sts_xml(&other_account).unwrap_err().to_string();
+        assert!(err.contains("Account is not its Arn's"), "{err}");
+        assert!(CallerIdentity::from_sts_xml(&other_service).is_err());
+    }
+
+    #[test]
+    fn sts_errors_are_read_by_code() {
+        let throttled = "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>\
+                         <Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>";
+        assert_eq!(sts_error_code(throttled).as_deref(), Some("Throttling"));
+        assert!(is_throttling("Throttling") && !is_throttling("InvalidClientTokenId"));
+        assert_eq!(sts_error_code(ANSWER), None);
+        assert_eq!(sts_error_code("junk"), None);
     }
 }

@@ -1,0 +1,164 @@
+//! An HTTP proxy with fault hooks, in front of `LocalStack` (KMS, STS): it records every
+//! request, and a hook decides per request to forward it, answer it itself, never answer, or
+//! rewrite the upstream's answer. It runs on its own thread and runtime, so that blocking and
+//! async tests use it alike.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// One request as the proxy saw it.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// 0 for the first request, then 1, 2, ...
+    pub n: usize,
+    /// The method.
+    pub method: Method,
+    /// The request's headers.
+    pub headers: HeaderMap,
+    /// The request body.
+    pub body: Bytes,
+}
+
+impl Exchange {
+    /// The AWS operation: `X-Amz-Target`'s last part (KMS), else the form body's `Action` (STS).
+    pub fn operation(&self) -> String {
+        if let Some(target) = self.headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+            return target.rsplit('.').next().unwrap_or("").to_owned();
+        }
+        String::from_utf8_lossy(&self.body)
+            .split('&')
+            .find_map(|field| field.strip_prefix("Action="))
+            .unwrap_or("")
+            .to_owned()
+    }
+}
+
+/// What the proxy does with one request.
+#[derive(Clone)]
+pub enum Action {
+    /// Forward it and pass the answer back.
+    Forward,
+    /// Answer it without forwarding.
+    Respond {
+        /// HTTP status.
+        status: u16,
+        /// `Content-Type`.
+        content_type: &'static str,
+        /// The body.
+        body: String,
+    },
+    /// Accept it and never answer.
+    Hang,
+    /// Forward it and pass back the answer's body changed by this function.
+    Rewrite(Arc<Change>),
+}
+
+impl Action {
+    /// A KMS JSON error answer.
+    pub fn kms_error(status: u16, kind: &str, message: &str) -> Action {
+        let body = serde_json::json!({ "__type": kind, "message": message }).to_string();
+        Action::Respond { status, content_type: "application/x-amz-json-1.1", body }
+    }
+
+    /// An STS (query protocol) XML error answer.
+    pub fn sts_error(status: u16, code: &str, message: &str) -> Action {
+        let body = format!(
+            "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>\
+             <Code>{code}</Code><Message>{message}</Message></Error><RequestId>test</RequestId></ErrorResponse>"
+        );
+        Action::Respond { status, content_type: "text/xml", body }
+    }
+}
+
+type Hook = Arc<dyn Fn(&Exchange) -> Action + Send + Sync>;
+/// A change to an answer's body.
+pub type Change = dyn Fn(&[u8]) -> Vec<u8> + Send + Sync;
+
+/// A running proxy. It lives as long as the test process.
+pub struct FaultProxy {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    seen: Arc<Mutex<Vec<Exchange>>>,
+}
+
+impl FaultProxy {
+    /// A proxy to `target` (an `http://host:port` URL) that forwards everything.
+    pub fn forwarding(target: &str) -> FaultProxy {
+        FaultProxy::start(target, |_| Action::Forward)
+    }
+
+    /// A proxy to `target` whose `hook` decides each request.
+    pub fn start(target: &str, hook: impl Fn(&Exchange) -> Action + Send + Sync + 'static) -> FaultProxy {
+        let (target, hook): (String, Hook) = (target.trim_end_matches('/').to_owned(), Arc::new(hook));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let http = reqwest::Client::new();
+                let handler = move |method: Method, uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
+                    let (hook, http, record) = (hook.clone(), http.clone(), record.clone());
+                    let url = format!("{target}{}", uri.path_and_query().map_or("/", |p| p.as_str()));
+                    async move {
+                        let exchange = {
+                            let mut seen = record.lock().unwrap();
+                            let exchange = Exchange { n: seen.len(), method, headers, body };
+                            seen.push(exchange.clone());
+                            exchange
+                        };
+                        match hook(&exchange) {
+                            Action::Forward => forward(&http, &url, &exchange, None).await,
+                            Action::Rewrite(change) => forward(&http, &url, &exchange, Some(&*change)).await,
+                            Action::Respond { status, content_type, body } => {
+                                (StatusCode::from_u16(status).unwrap(), [("content-type", content_type)], body)
+                                    .into_response()
+                            }
+                            Action::Hang => std::future::pending().await,
+                        }
+                    }
+                };
+                let app = axum::Router::new().fallback(handler);
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        FaultProxy { url, seen }
+    }
+
+    /// Every request so far.
+    pub fn seen(&self) -> Vec<Exchange> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// How many requests so far were for `operation` (see [`Exchange::operation`]).
+    pub fn count(&self, operation: &str) -> usize {
+        self.seen.lock().unwrap().iter().filter(|e| e.operation() == operation).count()
+    }
+}
+
+async fn forward(http: &reqwest::Client, url: &str, exchange: &Exchange, change: Option<&Change>) -> Response {
+    let mut request = http.request(exchange.method.clone(), url).body(exchange.body.clone());
+    for (name, value) in &exchange.headers {
+        if name != "host" && name != "content-length" {
+            request = request.header(name, value);
+        }
+    }
+    let Ok(upstream) = request.send().await else {
+        return (StatusCode::BAD_GATEWAY, "upstream unreachable").into_response();
+    };
+    let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap();
+    let content_type = upstream.headers().get("content-type").cloned();
+    let bytes = upstream.bytes().await.unwrap_or_default().to_vec();
+    let bytes = change.map_or(bytes.clone(), |change| change(&bytes));
+    let mut response = (status, bytes).into_response();
+    if let Some(content_type) = content_type {
+        response.headers_mut().insert("content-type", content_type);
+    }
+    response
+}
