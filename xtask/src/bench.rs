@@ -661,7 +661,7 @@ impl Drop for Server {
 /// An ECC P-256 key set for the signing runs; returns its key ARN and kid.
 async fn bench_key(endpoint: &str) -> Result<(String, String)> {
     let done = bench_set(endpoint, BENCH_SET, &[]).await?;
-    Ok((done.info.arn, done.kid))
+    Ok((done.info.key.arn, done.kid))
 }
 
 /// Provisions the ECC P-256 key set `name` in `LocalStack`'s us-east-1, or across `regions`.

@@ -42,7 +42,7 @@ async fn flow(kms: &KmsOptions) -> Result<()> {
         pending_window_days: 7,
     };
     let provisioned = sets.provision(&req).await?;
-    say(&serde_json::to_string_pretty(&provisioned.to_json())?);
+    say(&serde_json::to_string_pretty(&kms_jwt_cli::keyset::provisioned_json(&provisioned))?);
     if !provisioned.created {
         say("(the set already existed, so nothing was created: provision is idempotent)");
     }
@@ -95,7 +95,7 @@ async fn flow(kms: &KmsOptions) -> Result<()> {
         description: "kms-jwt demo".into(),
     };
     let rotated = sets.rotate(&name, &policy).await?;
-    say(&serde_json::to_string_pretty(&rotated.to_json())?);
+    say(&serde_json::to_string_pretty(&kms_jwt_cli::keyset::outcome_json(&rotated))?);
 
     crate::step("7. the token signed before the rotation still verifies against the new JWKS");
     let jwks = sets.jwks(&name, None).await?;

@@ -142,7 +142,7 @@ pub async fn run(args: SignArgs, opts: &KmsOptions) -> Result<ExitCode> {
     };
     if args.fallback_region.is_empty() {
         let kms = KmsSigner::builder(&opts.connect().await?, &args.key).algorithm(args.alg).build().await?;
-        let kid = args.kid_mode(&kms.key().key_id, &kms.key().arn);
+        let kid = args.kid_mode(&kms.key().key.key_id, &kms.key().key.arn);
         return emit(&args, single, &JwtSigner::with_kid(kms, kid)?).await;
     }
     let clients = crate::aws::connect_with_fallbacks(opts, &args.fallback_region).await?;

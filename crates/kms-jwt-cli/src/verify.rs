@@ -66,7 +66,7 @@ async fn build_verifier(args: &VerifyArgs, opts: &KmsOptions) -> Result<Verifier
         // by thumbprint: with the KMS key at hand, all three identify it.
         let mut keys = Vec::new();
         for (info, alg) in kms_jwt::publish::keys_from_kms(&opts.connect().await?, &args.key, args.alg).await? {
-            for kid in [info.public_key.thumbprint(), info.key_id.clone(), info.arn.clone()] {
+            for kid in [info.public_key.thumbprint(), info.key.key_id.clone(), info.key.arn.clone()] {
                 keys.push(VerifyingKey::new(info.public_key.clone(), alg, Some(kid))?);
             }
         }

@@ -190,7 +190,8 @@ async fn sets_made_before_the_policy_keep_todays_behaviour() {
     json(&kms_jwt(&["keyset", "rotate", "--key", name.name()]).output().unwrap());
     let out = kms_jwt(&["keyset", "rotate", "--key", name.name()]).output().unwrap();
     assert!(one_line(&out).contains("less than the minimum overlap of 1d"));
-    assert_eq!(sets.status(&name).await.unwrap().to_json()["policy"]["max_token_ttl"], serde_json::Value::Null);
+    let status = kms_jwt_cli::keyset::status_json(&sets.status(&name).await.unwrap()).unwrap();
+    assert_eq!(status["policy"]["max_token_ttl"], serde_json::Value::Null);
 }
 
 #[tokio::test]

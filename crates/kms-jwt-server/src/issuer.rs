@@ -57,7 +57,7 @@ impl Running {
         let rules = ProofRules { server_id: config.server_id.clone().unwrap_or_else(|| issuer.to_owned()), sts_region };
         let proofs = StsProofs::new(rules, config.sts_endpoint.as_deref()).context("--sts-endpoint-url")?;
         let signer = FailoverSigner::builder(regions.to_vec(), key).build().await?;
-        let longest = signer.max_token_lifetime();
+        let longest = signer.max_token_ttl();
         let policy = read_policy(&config.policy, longest)?;
         crate::say(&format!(
             "POST /token on, {} rules from {}, proofs for {:?} sent to {}",

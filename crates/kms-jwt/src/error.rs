@@ -202,6 +202,20 @@ pub enum Error {
     #[error("aws configuration: {0}")]
     Config(String),
 
+    /// A kms-jwt tag on a KMS key has a value that cannot be read: the key's policy is unknown,
+    /// and nothing that depends on it is done.
+    #[error("kms key {key} has tag {tag}={value:?}, which is not {expected}")]
+    BadTag {
+        /// The key.
+        key: String,
+        /// The tag.
+        tag: &'static str,
+        /// Its value.
+        value: String,
+        /// What the value must be.
+        expected: &'static str,
+    },
+
     /// An issuer refused to give a token: its HTTP status and its reason.
     #[error("the issuer refused: {reason} (HTTP {status})")]
     IssuerRefused {

@@ -55,7 +55,7 @@ struct Reference {
     key_id: String,
     public_key: PublicKey,
     alg: Algorithm,
-    max_token_lifetime: Option<Duration>,
+    max_token_ttl: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -129,10 +129,10 @@ impl FailoverSignerBuilder {
                     } else {
                         reference = Some(Reference {
                             region: region.name.clone(),
-                            key_id: signer.key().key_id.clone(),
+                            key_id: signer.key().key.key_id.clone(),
                             public_key: signer.public_key().clone(),
                             alg: signer.algorithm(),
-                            max_token_lifetime: signer.max_token_lifetime(),
+                            max_token_ttl: signer.max_token_ttl(),
                         });
                     }
                     let _ = region.signer.set(signer);
@@ -155,13 +155,13 @@ impl FailoverSignerBuilder {
 impl Reference {
     fn check(&self, region: &str, signer: &KmsSigner) -> Result<()> {
         let key = signer.key();
-        if key.key_id != self.key_id || signer.public_key() != &self.public_key || signer.algorithm() != self.alg {
+        if key.key.key_id != self.key_id || signer.public_key() != &self.public_key || signer.algorithm() != self.alg {
             return Err(Error::Refused(format!(
                 "kms key {} in {region} is not a replica of key {} in {}: it has {}",
-                key.arn,
+                key.key.arn,
                 self.key_id,
                 self.region,
-                if key.key_id == self.key_id { "another public key or algorithm" } else { "another key id" }
+                if key.key.key_id == self.key_id { "another public key or algorithm" } else { "another key id" }
             )));
         }
         Ok(())
@@ -219,7 +219,7 @@ impl FailoverSigner {
     #[must_use]
     pub fn arn(&self) -> String {
         let region = self.regions.iter().find(|r| r.name == self.reference.region);
-        region.and_then(|r| r.signer.get()).map(|s| s.key().arn.clone()).unwrap_or_default()
+        region.and_then(|r| r.signer.get()).map(|s| s.key().key.arn.clone()).unwrap_or_default()
     }
 
     async fn signer_in<'a>(&self, region: &'a Region) -> Result<&'a KmsSigner> {
@@ -306,8 +306,8 @@ impl Signer for FailoverSigner {
         Box::pin(self.sign(digest))
     }
 
-    fn max_token_lifetime(&self) -> Option<Duration> {
-        self.reference.max_token_lifetime
+    fn max_token_ttl(&self) -> Option<Duration> {
+        self.reference.max_token_ttl
     }
 }
 

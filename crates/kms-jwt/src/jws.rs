@@ -79,7 +79,7 @@ impl<S: Signer> JwtSigner<S> {
     pub async fn sign<T: Serialize + ?Sized>(&self, claims: &T) -> Result<String> {
         let payload = serde_json::to_vec(claims).map_err(|e| Error::InvalidClaims(e.to_string()))?;
         let registered = Registered::parse(&payload).map_err(|e| Error::InvalidClaims(e.to_string()))?;
-        if let Some(max) = self.signer.max_token_lifetime() {
+        if let Some(max) = self.signer.max_token_ttl() {
             check_lifetime(registered.exp, crate::claims::now(), max)?;
         }
         self.sign_payload(&payload).await

@@ -66,7 +66,7 @@ pub async fn keys_from_kms(
             vec![(info, alg)]
         };
         for (info, alg) in found {
-            if !out.iter().any(|(k, _)| k.key_id == info.key_id) {
+            if !out.iter().any(|(k, _)| k.key.key_id == info.key.key_id) {
                 out.push((info, alg));
             }
         }

@@ -42,7 +42,7 @@ pub trait Signer: Send + Sync {
     /// The longest lifetime (`exp` minus now) a token signed with this key may have, if the
     /// key has such a policy. [`crate::JwtSigner`] refuses longer tokens, and tokens without
     /// `exp`, before it asks for a signature.
-    fn max_token_lifetime(&self) -> Option<Duration> {
+    fn max_token_ttl(&self) -> Option<Duration> {
         None
     }
 }
@@ -62,8 +62,8 @@ macro_rules! forward_signer {
                 (**self).sign_digest(digest)
             }
 
-            fn max_token_lifetime(&self) -> Option<Duration> {
-                (**self).max_token_lifetime()
+            fn max_token_ttl(&self) -> Option<Duration> {
+                (**self).max_token_ttl()
             }
         }
     )*};

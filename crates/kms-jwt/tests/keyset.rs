@@ -42,9 +42,9 @@ async fn provision_is_idempotent_and_tags_the_key() {
     let first = sets.provision(&req).await.unwrap();
     let second = sets.provision(&req).await.unwrap();
     assert!(first.created && !second.created);
-    assert_eq!(first.info.key_id, second.info.key_id, "no second key");
-    assert_eq!(first.to_json()["key_spec"], "RSA_2048");
-    assert_eq!(first.to_json()["alg"], "RS256");
+    assert_eq!(first.info.key.key_id, second.info.key.key_id, "no second key");
+    assert_eq!(first.info.key.spec, kms_jwt::kms::KeySpec::Rsa2048);
+    assert_eq!(first.alg, kms_jwt::Algorithm::RS256);
     let state = sets.resolve(&name).await.unwrap();
     let tags = &state.current.unwrap().tags;
     assert_eq!(tags[TAG_KEY_SET], name.name());
@@ -75,7 +75,7 @@ async fn rotation_keeps_old_tokens_valid_and_the_guard_changes_nothing() {
 
     // Dry run: shows the retirement it would do, and does nothing.
     let plan = sets.plan_rotation(&name, &policy(true)).await.unwrap();
-    assert_eq!(plan.to_json()["retired"][0]["key_id"], first_key.as_str());
+    assert_eq!(plan.retire.as_ref().map(|k| k.key_id.as_str()), Some(first_key.as_str()));
     // The guard: the first key was demoted seconds ago.
     let err = sets.rotate(&name, &policy(false)).await.unwrap_err();
     assert!(matches!(&err, Error::OverlapNotElapsed { key, .. } if *key == first_key), "{err}");
@@ -199,7 +199,7 @@ async fn a_new_key_kms_does_not_show_yet_gets_its_alias_on_a_retry() {
     let done = done.unwrap();
     assert_eq!(proxy.count("CreateKey"), 1, "one key");
     assert_eq!(proxy.count("CreateAlias"), 3, "two NotFound, then the alias");
-    assert_eq!(support::alias_target(&name.current()).await.as_deref(), Some(done.info.key_id.as_str()));
+    assert_eq!(support::alias_target(&name.current()).await.as_deref(), Some(done.info.key.key_id.as_str()));
 }
 
 /// If the alias still cannot be made, the new key is retired (with the run's deletion window)
@@ -225,4 +225,26 @@ async fn a_new_key_whose_alias_cannot_be_made_is_retired_not_orphaned() {
     let body: serde_json::Value = serde_json::from_slice(&deletion.body).unwrap();
     assert_eq!(body["PendingWindowInDays"], 9);
     assert!(support::alias_target(&name.current()).await.is_none());
+}
+
+/// The lifetime tag is read in one place, and a value that is not a duration stops both the
+/// signer and a rotation with the same clear error (it was an error for the signer and
+/// silently no policy for rotation before).
+#[tokio::test]
+async fn a_malformed_lifetime_tag_is_a_clear_error_for_signer_and_rotation() {
+    let (client, sets, name) = setup("ECC_NIST_P256").await;
+    let key_id = support::alias_target(&name.current()).await.unwrap();
+    // A fresh set: no previous key, so no overlap to compute; the policy is read all the same.
+    let tag = aws_sdk_kms::types::Tag::builder().tag_key(TAG_MAX_TOKEN_TTL).tag_value("an hour").build().unwrap();
+    client.tag_resource().key_id(&key_id).tags(tag).send().await.unwrap();
+    let expected =
+        format!("kms key {key_id} has tag kms-jwt:max-token-ttl=\"an hour\", which is not a duration such as 1h");
+    let signer = KmsSigner::new(&support::kms().await, &name.current()).await.unwrap_err();
+    assert_eq!(
+        signer.to_string().replace(&format!("arn:aws:kms:us-east-1:000000000000:key/{key_id}"), &key_id),
+        expected
+    );
+    let rotation = sets.rotate(&name, &policy(false)).await.unwrap_err();
+    assert_eq!(rotation.to_string(), expected);
+    assert_eq!(support::alias_target(&name.current()).await.unwrap(), key_id, "nothing moved");
 }

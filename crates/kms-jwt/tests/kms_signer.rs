@@ -87,11 +87,11 @@ async fn key_id_arn_and_alias_resolve_to_the_same_key_and_kid_is_the_thumbprint(
     assert_eq!(expected.to_spki_der(), spki.as_ref(), "our SPKI encoding is KMS's");
 
     let by_id = KmsSigner::new(&support::kms().await, &key_id).await.unwrap();
-    let arn = by_id.key().arn.clone();
+    let arn = by_id.key().key.arn.clone();
     let bare_alias = alias.trim_start_matches("alias/").to_owned();
     for key in [key_id.as_str(), arn.as_str(), alias.as_str(), bare_alias.as_str()] {
         let signer = JwtSigner::new(KmsSigner::new(&support::kms().await, key).await.unwrap()).unwrap();
-        assert_eq!(signer.signer().key().arn, arn, "{key}");
+        assert_eq!(signer.signer().key().key.arn, arn, "{key}");
         assert_eq!(signer.signer().algorithm(), Algorithm::ES256);
         assert_eq!(signer.kid(), expected.thumbprint(), "{key}");
         let token = signer.sign(&Claims::new().expires_at(FAR_FUTURE)).await.unwrap();

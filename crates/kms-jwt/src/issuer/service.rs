@@ -330,7 +330,7 @@ impl<A: Authenticator> Issuer<A> {
 impl Minting {
     fn new(signer: Arc<dyn Signer>, capacity: usize) -> Result<Minting> {
         let kid = signer.public_key().thumbprint();
-        let longest = signer.max_token_lifetime().unwrap_or(Duration::from_secs(3600));
+        let longest = signer.max_token_ttl().unwrap_or(Duration::from_secs(3600));
         let cache = TokenCache::new(JwtSigner::new(signer)?, longest, CACHE_MARGIN, capacity);
         Ok(Minting { kid, cache })
     }

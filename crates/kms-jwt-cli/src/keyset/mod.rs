@@ -2,17 +2,20 @@
 //! The work is the library's (`kms_jwt::keyset`); `cargo xtask provision|rotate` run these same
 //! commands.
 
-use std::fmt::Write as _;
+mod output;
+
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
-use kms_jwt::keyset::{DEFAULT_KEY_SPEC, KeySetName, KeySetStatus, KeySets, ProvisionRequest, RotationPolicy};
+use kms_jwt::keyset::{DEFAULT_KEY_SPEC, KeySetName, KeySets, ProvisionRequest, RotationPolicy};
 use kms_jwt::kms::KmsOptions;
 use kms_jwt::{Error, Jwks, PublicKey};
+
+pub use output::{outcome_json, plan_json, provisioned_json, status_json};
 
 /// Provision, rotate and inspect key sets (alias/NAME, alias/NAME/previous, alias/NAME/next)
 #[derive(Args)]
@@ -125,7 +128,7 @@ pub async fn provision(args: ProvisionArgs, opts: &KmsOptions) -> Result<ExitCod
     if let Some(dir) = &args.out_dir {
         write_public_files(dir, &done.info.public_key, &sets.jwks(&name, None).await?)?;
     }
-    print_json(&done.to_json())
+    print_json(&provisioned_json(&done))
 }
 
 /// Runs `kms-jwt keyset rotate`.
@@ -140,9 +143,9 @@ pub async fn rotate(args: RotateArgs, opts: &KmsOptions) -> Result<ExitCode> {
         description: "kms-jwt signing key".into(),
     };
     let result = if args.dry_run {
-        sets.plan_rotation(&name, &policy).await.map(|plan| plan.to_json())
+        sets.plan_rotation(&name, &policy).await.map(|plan| plan_json(&plan))
     } else {
-        sets.rotate(&name, &policy).await.map(|outcome| outcome.to_json())
+        sets.rotate(&name, &policy).await.map(|outcome| outcome_json(&outcome))
     };
     match result {
         Ok(json) => print_json(&json),
@@ -158,50 +161,11 @@ pub async fn status(args: StatusArgs, opts: &KmsOptions) -> Result<ExitCode> {
     let name = KeySetName::parse(&args.key)?;
     let status = KeySets::new(opts.connect().await?).status(&name).await?;
     if args.json || !std::io::stdout().is_terminal() {
-        return print_json(&status.to_json());
+        return print_json(&status_json(&status)?);
     }
-    let text = table(&status);
+    let text = output::table(&status)?;
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The status for people: one row per alias, then the policy and what the next rotation may do.
-fn table(status: &KeySetStatus) -> String {
-    let json = status.to_json();
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
-    let mut rows = vec![["ALIAS", "KEY", "KID", "STATE", "CREATED", "DEMOTED"].map(str::to_owned)];
-    for key in json["keys"].as_array().into_iter().flatten() {
-        rows.push([
-            text(&key["alias"]),
-            text(&key["key_id"]),
-            text(&key["kid"]),
-            text(&key["state"]),
-            text(&key["created_at"]),
-            text(&key["demoted_at"]),
-        ]);
-    }
-    let widths: Vec<usize> = (0..6).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
-    let mut out = format!("key set {} ({})\n\n", text(&json["set"]), text(&json["region"]));
-    for row in &rows {
-        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    let policy = &json["policy"];
-    let _ = write!(
-        out,
-        "\nmax token ttl: {}\nmin overlap:   {}\nlock:          {}\n",
-        policy["max_token_ttl"].as_str().unwrap_or("none (a set made before lifetime policies)"),
-        text(&policy["min_overlap"]),
-        json["lock"]["taken_at"].as_str().map_or_else(|| "free".to_owned(), |t| format!("held since {t}")),
-    );
-    let retire = match status.previous_retirable_at() {
-        None => "nothing to retire".to_owned(),
-        Some(at) if at <= SystemTime::now() => "now".to_owned(),
-        Some(at) => humantime::format_rfc3339_seconds(at).to_string(),
-    };
-    let _ = writeln!(out, "next rotation may retire previous: {retire}");
-    out
 }
 
 fn print_json(value: &serde_json::Value) -> Result<ExitCode> {
