@@ -4,9 +4,12 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use kms_jwt::keyset::{KeySetName, KeySets, ProvisionRequest, RotationPolicy};
 use kms_jwt::kms::{KmsOptions, KmsSigner};
-use kms_jwt::{Claims, JwtSigner, Signer as _, Verifier, b64};
+use kms_jwt::{Claims, JwtSigner, Signer as _, Verifier};
+use serde::de::IgnoredAny;
 
 #[allow(clippy::print_stdout)]
 fn say(text: &str) {
@@ -52,22 +55,22 @@ async fn flow(kms: &KmsOptions) -> Result<()> {
          (the set refuses tokens that outlive its max token TTL, 1h)",
     );
     let signer = JwtSigner::new(KmsSigner::new(&client, &name.current()).await?)?;
-    let claims = Claims::new().subject("test-user").issuer("my-lambda").expires_at(kms_jwt::claims::now() + 15 * 60);
+    let claims = Claims::new().subject("test-user").issuer("my-lambda").expires_at(kms_jwt::now() + 15 * 60);
     let token = signer.sign(&claims).await?;
     let mut parts = token.split('.');
     let (header, payload, signature) =
         (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     say(&format!(
         "header    {header}\n          = {}",
-        String::from_utf8_lossy(&b64::decode(header).unwrap_or_default())
+        String::from_utf8_lossy(&B64URL.decode(header).unwrap_or_default())
     ));
     say(&format!(
         "payload   {payload}\n          = {}",
-        String::from_utf8_lossy(&b64::decode(payload).unwrap_or_default())
+        String::from_utf8_lossy(&B64URL.decode(payload).unwrap_or_default())
     ));
     say(&format!(
         "signature {signature}\n          = {} bytes of RSASSA-PKCS1-v1_5 SHA-256",
-        b64::decode(signature).unwrap_or_default().len()
+        B64URL.decode(signature).unwrap_or_default().len()
     ));
     say(&format!("\nJWT:\n{token}"));
 
@@ -79,7 +82,7 @@ async fn flow(kms: &KmsOptions) -> Result<()> {
 
     crate::step("4. verify with this project's verifier, against jwks.json");
     let verifier = Verifier::from_jwks(&jwks, None)?.with_issuer("my-lambda");
-    let claims_seen = verifier.verify(&token)?;
+    let claims_seen = verifier.verify::<Claims>(&token)?.claims;
     say(&format!("valid; claims = {}", serde_json::to_string(claims_seen.as_map())?));
 
     crate::step("5. verify with openssl, as a third party with only public.pem would");
@@ -103,10 +106,10 @@ async fn flow(kms: &KmsOptions) -> Result<()> {
     kms_jwt_cli::keyset::write_public_files(&out, new_signer.signer().public_key(), &jwks)?;
     let kids: Vec<_> = jwks.keys.iter().filter_map(|k| k.kid.clone()).collect();
     say(&format!("new JWKS kids: {kids:?}"));
-    let old = Verifier::from_jwks(&jwks, None)?.verify(&token)?;
+    let old = Verifier::from_jwks(&jwks, None)?.verify::<Claims>(&token)?.claims;
     say(&format!("old token: valid, sub = {}", old.get("sub").map_or(String::new(), ToString::to_string)));
     let new_token = new_signer.sign(&claims).await?;
-    Verifier::from_jwks(&jwks, None)?.verify(&new_token)?;
+    Verifier::from_jwks(&jwks, None)?.verify::<IgnoredAny>(&new_token)?;
     say(&format!("new token (kid {}): valid", new_signer.kid()));
     crate::step("done. LocalStack keeps running for you to explore; `cargo xtask localstack down` stops it");
     Ok(())
@@ -115,7 +118,7 @@ async fn flow(kms: &KmsOptions) -> Result<()> {
 fn openssl_verify(dir: &Path, token: &str) -> Result<()> {
     let (input, signature) = token.rsplit_once('.').context("token has no signature")?;
     std::fs::write(dir.join("token.input"), input)?;
-    std::fs::write(dir.join("token.sig"), b64::decode(signature).context("signature is not base64url")?)?;
+    std::fs::write(dir.join("token.sig"), B64URL.decode(signature).context("signature is not base64url")?)?;
     say("$ cut -d. -f1,2 token.jwt | tr -d '\\n' > token.input");
     say("$ cut -d. -f3 token.jwt | tr '_-' '/+' | base64 -d > token.sig   # pad with = to a multiple of 4 first");
     say("$ openssl dgst -sha256 -verify public.pem -signature token.sig token.input");

@@ -14,7 +14,7 @@ use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use clap::{Parser, Subcommand};
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use kms_jwt::{Algorithm, Claims, Jwks, JwtSigner, LocalSigner, PublicKey, Signer, TokenCache, Verifier, b64};
+use kms_jwt::{Algorithm, Claims, Jwks, JwtSigner, LocalSigner, PublicKey, Signer, TokenCache, Verifier};
 
 #[derive(Parser)]
 struct Args {
@@ -165,7 +165,7 @@ async fn failover(endpoint: String, set: String, concurrency: usize, phase_secs:
             let mut i = 0;
             while Instant::now() < stop {
                 let asked = Instant::now();
-                let claims = Claims::new().subject(format!("worker-{w}-{i}")).expires_at(kms_jwt::claims::now() + 300);
+                let claims = Claims::new().subject(format!("worker-{w}-{i}")).expires_at(kms_jwt::now() + 300);
                 signer.sign(&claims).await?;
                 done.push((asked.elapsed(), started.elapsed()));
                 i += 1;
@@ -258,7 +258,7 @@ async fn sign_latency(
             let (signer, claims) = (&signer, &claims);
             async move {
                 let sent = Instant::now();
-                let now = kms_jwt::claims::now();
+                let now = kms_jwt::now();
                 let claims = claims.clone().issued_at(now).expires_at(now + 900).random_jwt_id();
                 signer.sign(&claims).await?;
                 Ok::<_, kms_jwt::Error>(sent.elapsed())
@@ -287,7 +287,7 @@ impl<S: Signer> Signer for Slow<S> {
     fn public_key(&self) -> &PublicKey {
         self.inner.public_key()
     }
-    fn sign_digest<'a>(&'a self, digest: &'a aws_lc_rs::digest::Digest) -> kms_jwt::signer::SignatureFuture<'a> {
+    fn sign_digest<'a>(&'a self, digest: &'a aws_lc_rs::digest::Digest) -> kms_jwt::SignatureFuture<'a> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         Box::pin(async move {
             tokio::time::sleep(KMS_DELAY).await;
@@ -320,7 +320,7 @@ async fn cache_latency(endpoint: String, key_arn: String, cached: bool) -> Resul
             if cached {
                 cache.token(claims).await?;
             } else {
-                let exp = kms_jwt::claims::now() + 60;
+                let exp = kms_jwt::now() + 60;
                 signer.sign(&claims.clone().expires_at(exp)).await?;
             }
             Ok::<_, kms_jwt::Error>(started.elapsed())
@@ -384,7 +384,10 @@ fn verify_threads(tokens: &PathBuf, jwks: &PathBuf, threads: usize, clones: bool
                             if bare {
                                 bare_verify(key, token).unwrap_or(false)
                             } else {
-                                verifier.verify_payload(token).is_ok()
+                                verifier
+                                    .verify::<Box<serde_json::value::RawValue>>(token)
+                                    .map(|v| v.claims.get().as_bytes().to_vec())
+                                    .is_ok()
                             }
                         })
                         .count()
@@ -403,7 +406,7 @@ fn verify_threads(tokens: &PathBuf, jwks: &PathBuf, threads: usize, clones: bool
 /// without a signature part, or with one that is not base64url, is an error.
 fn bare_verify(key: &kms_jwt::VerifyingKey, token: &str) -> Result<bool> {
     let (input, sig) = token.rsplit_once('.').context("no signature")?;
-    let sig = b64::decode(sig).context("signature")?;
+    let sig = kms_jwt::fuzzing::b64_decode(sig).context("signature")?;
     Ok(key.verify_signature(input.as_bytes(), &sig))
 }
 
@@ -449,11 +452,17 @@ async fn main() -> Result<()> {
             let jwk = only_key(&jwks)?;
             let (key, alg) = match &jwk.key {
                 PublicKey::Rsa { n, e } => (
-                    jsonwebtoken::DecodingKey::from_rsa_components(&b64::encode(n), &b64::encode(e))?,
+                    jsonwebtoken::DecodingKey::from_rsa_components(
+                        &kms_jwt::fuzzing::b64_encode(n),
+                        &kms_jwt::fuzzing::b64_encode(e),
+                    )?,
                     jsonwebtoken::Algorithm::RS256,
                 ),
                 PublicKey::Ec { x, y, .. } => (
-                    jsonwebtoken::DecodingKey::from_ec_components(&b64::encode(x), &b64::encode(y))?,
+                    jsonwebtoken::DecodingKey::from_ec_components(
+                        &kms_jwt::fuzzing::b64_encode(x),
+                        &kms_jwt::fuzzing::b64_encode(y),
+                    )?,
                     jsonwebtoken::Algorithm::ES256,
                 ),
             };

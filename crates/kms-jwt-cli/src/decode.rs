@@ -18,7 +18,7 @@ pub struct DecodeArgs {
 /// Runs `kms-jwt decode`.
 pub fn run(args: &DecodeArgs) -> Result<ExitCode> {
     let token = if args.token == "-" { input::read_text("-", "token")? } else { args.token.clone() };
-    let (header, payload) = kms_jwt::jws::decode_unverified(token.trim())?;
+    let (header, payload) = kms_jwt::decode_unverified(token.trim())?;
     #[allow(clippy::print_stderr)]
     {
         eprintln!(

@@ -11,7 +11,7 @@ pub(crate) const MAX_LINE: usize = 1024 * 1024;
 
 /// The most a single token read from standard input may take: the verifier's bound and room
 /// for surrounding whitespace. Anything longer cannot verify.
-pub(crate) const MAX_TOKEN_INPUT: usize = kms_jwt::verify::DEFAULT_MAX_TOKEN_LEN + 64;
+pub(crate) const MAX_TOKEN_INPUT: usize = kms_jwt::DEFAULT_MAX_TOKEN_LEN + 64;
 
 /// Opens `path`, or standard input for `-`.
 pub(crate) fn open(path: &str) -> Result<Box<dyn BufRead + Send>> {

@@ -156,7 +156,7 @@ pub async fn run(args: SignArgs, opts: &KmsOptions) -> Result<ExitCode> {
 async fn emit<S: Signer>(args: &SignArgs, single: Option<Claims>, signer: &JwtSigner<S>) -> Result<ExitCode> {
     match single {
         Some(claims) => {
-            let token = signer.sign(&args.finish(claims, kms_jwt::claims::now())?).await?;
+            let token = signer.sign(&args.finish(claims, kms_jwt::now())?).await?;
             writeln!(std::io::stdout().lock(), "{token}")?;
             Ok(ExitCode::SUCCESS)
         }
@@ -198,7 +198,7 @@ async fn batch<S: Signer>(args: &SignArgs, signer: &JwtSigner<S>, path: &str) ->
             .map(|item| async move {
                 let (number, line) = item?;
                 let claims = line.and_then(|text| Ok(Claims::from_json(text.as_bytes())?));
-                let claims = claims.and_then(|c| args.finish(c, kms_jwt::claims::now()));
+                let claims = claims.and_then(|c| args.finish(c, kms_jwt::now()));
                 let claims = claims.with_context(|| format!("line {number} of {path}"))?;
                 signer.sign(&claims).await.with_context(|| format!("line {number} of {path}"))
             })

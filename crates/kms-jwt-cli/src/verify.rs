@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use clap::{ArgGroup, Args};
 use kms_jwt::kms::KmsOptions;
-use kms_jwt::{Algorithm, Jwks, TokenError, Verifier, VerifyingKey};
+use kms_jwt::{Algorithm, Claims, Jwks, TokenError, Verifier, VerifyingKey};
+use serde_json::value::RawValue;
 
 use crate::input;
 
@@ -51,7 +52,7 @@ pub struct VerifyArgs {
     any_audience: bool,
 
     /// Clock skew allowed for exp and nbf, in seconds
-    #[arg(long, value_name = "SECS", default_value_t = kms_jwt::verify::DEFAULT_LEEWAY_SECS)]
+    #[arg(long, value_name = "SECS", default_value_t = kms_jwt::DEFAULT_LEEWAY_SECS)]
     leeway: u64,
 }
 
@@ -92,9 +93,9 @@ pub async fn run(args: VerifyArgs, opts: &KmsOptions) -> Result<ExitCode> {
         (Some(path), _) => batch(&verifier, path),
         (None, Some(token)) => {
             let token = if token == "-" { read_token_from_stdin()? } else { Ok(token.clone()) };
-            match token.and_then(|token| verifier.verify(token.trim())) {
-                Ok(claims) => {
-                    writeln!(std::io::stdout().lock(), "{}", serde_json::to_string(claims.as_map())?)?;
+            match token.and_then(|token| verifier.verify::<Claims>(token.trim())) {
+                Ok(valid) => {
+                    writeln!(std::io::stdout().lock(), "{}", serde_json::to_string(valid.claims.as_map())?)?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(reason) => {
@@ -120,7 +121,7 @@ fn read_token_from_stdin() -> Result<Result<String, TokenError>> {
     if text.len() > input::MAX_TOKEN_INPUT {
         let rest = std::io::copy(&mut stdin, &mut std::io::sink()).context("cannot read the token")?;
         let len = text.len() + usize::try_from(rest).unwrap_or(usize::MAX);
-        return Ok(Err(TokenError::TooLong { len, max: kms_jwt::verify::DEFAULT_MAX_TOKEN_LEN }));
+        return Ok(Err(TokenError::TooLong { len, max: kms_jwt::DEFAULT_MAX_TOKEN_LEN }));
     }
     match String::from_utf8(text) {
         Ok(token) => Ok(Ok(token)),
@@ -218,20 +219,21 @@ enum Line {
 /// Appends one JSON result line for `line` to `out`; returns whether the token is valid.
 fn verify_line(verifier: &Verifier, line: &Line, out: &mut Vec<u8>) -> bool {
     let result = match line {
-        Line::Text(token) => verifier.verify_payload(token.trim_end()),
+        Line::Text(token) => verifier.verify::<Box<RawValue>>(token.trim_end()).map(|v| v.claims),
         Line::TooLong(len) => Err(TokenError::TooLong { len: *len, max: input::MAX_LINE }),
         Line::NotUtf8 => Err(TokenError::NotText),
     };
     match result {
-        Ok(payload) => {
+        Ok(claims) => {
             out.extend_from_slice(b"{\"valid\":true,\"claims\":");
-            // The payload is a JSON object the verifier checked strictly; unless it spans
-            // lines, it is already the claims' JSON: no need to parse and serialise it.
-            if payload.iter().any(|&b| b == b'\n' || b == b'\r') {
-                let value: serde_json::Value = serde_json::from_slice(&payload).unwrap_or_default();
+            // The claims as signed, a JSON object the verifier checked strictly: unless it
+            // spans lines, no need to parse and serialise it again.
+            let text = claims.get();
+            if text.contains(['\n', '\r']) {
+                let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
                 let _ = serde_json::to_writer(&mut *out, &value);
             } else {
-                out.extend_from_slice(&payload);
+                out.extend_from_slice(text.as_bytes());
             }
             out.extend_from_slice(b"}\n");
             true

@@ -32,7 +32,7 @@ fn assert_one_line_error(out: &Output, needle: &str) {
 }
 
 fn payload(token: &str) -> serde_json::Value {
-    kms_jwt::jws::decode_unverified(token).unwrap().1
+    kms_jwt::decode_unverified(token).unwrap().1
 }
 
 #[tokio::test]
@@ -72,7 +72,7 @@ async fn sign_with_every_flag_then_verify_with_the_kms_key() {
     assert_eq!(claims["scope"], "read");
     assert!(claims.get("iat").is_none());
     assert_eq!(claims["jti"].as_str().unwrap().len(), 22);
-    assert_eq!(kms_jwt::jws::decode_unverified(token).unwrap().0["kid"], key_id.as_str());
+    assert_eq!(kms_jwt::decode_unverified(token).unwrap().0["kid"], key_id.as_str());
 
     // --kid key-id tokens verify against the KMS key directly (a single key matches any kid).
     let verified = stdout(&kms_jwt(&["verify", token, "--key", &key_id, "--iss", "my-lambda", "--aud", "b"]));

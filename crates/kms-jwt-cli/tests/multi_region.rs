@@ -76,8 +76,11 @@ fn provision_and_rotate_across_two_and_three_regions() {
                 let out = kms_jwt(region).args(["sign", "--key", &name, "--sub", region]).output().unwrap();
                 assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
                 let token = String::from_utf8(out.stdout).unwrap();
-                assert_eq!(verifier.verify(token.trim()).unwrap().get("sub").unwrap(), *region);
-                token_kids.push(kms_jwt::jws::decode_unverified(token.trim()).unwrap().0["kid"].clone());
+                assert_eq!(
+                    verifier.verify::<kms_jwt::Claims>(token.trim()).map(|v| v.claims).unwrap().get("sub").unwrap(),
+                    *region
+                );
+                token_kids.push(kms_jwt::decode_unverified(token.trim()).unwrap().0["kid"].clone());
             }
             assert!(token_kids.iter().all(|k| *k == token_kids[0]), "{token_kids:?}");
 

@@ -179,7 +179,11 @@ fn assert_tokens_in_order(out: &Output, n: usize, verifier: &Verifier) {
     let tokens: Vec<&str> = text.lines().collect();
     assert_eq!(tokens.len(), n, "stderr: {}", String::from_utf8_lossy(&out.stderr));
     for (i, token) in tokens.iter().enumerate() {
-        assert_eq!(verifier.verify(token).unwrap().get("n").unwrap(), i, "token {i}");
+        assert_eq!(
+            verifier.verify::<kms_jwt::Claims>(token).map(|v| v.claims).unwrap().get("n").unwrap(),
+            i,
+            "token {i}"
+        );
     }
 }
 
@@ -245,7 +249,7 @@ async fn forged_sign_answers_emit_no_token() {
     // A well-formed signature by another key is caught by the local verification.
     let stranger = LocalSigner::generate(Algorithm::ES256).unwrap();
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"x");
-    let forged = kms_jwt::ecdsa::fixed_to_der(&stranger.sign_digest(&digest).await.unwrap()).unwrap();
+    let forged = kms_jwt::fuzzing::fixed_to_der(&stranger.sign_digest(&digest).await.unwrap()).unwrap();
     let proxy = Proxy::start(Fault::RewriteSign("Signature", standard_base64(&forged))).await;
     let mut cmd = kms_jwt(&proxy.url);
     cmd.args(["sign", "--key", &key_id]);
@@ -381,7 +385,7 @@ async fn a_batch_through_a_cut_of_the_primary_signs_every_token_in_order_with_on
         assert_tokens_in_order(&out, 300, &verifier);
         let text = String::from_utf8(out.stdout.clone()).unwrap();
         let kids: std::collections::BTreeSet<String> =
-            text.lines().map(|t| kms_jwt::jws::decode_unverified(t).unwrap().0["kid"].to_string()).collect();
+            text.lines().map(|t| kms_jwt::decode_unverified(t).unwrap().0["kid"].to_string()).collect();
         assert_eq!(kids.len(), 1, "cut {cut}: one kid: {kids:?}");
         // The cut cost the calls in flight at that moment (16, two attempts each) and a probe
         // per back-off, not a timeout per token: 100 tokens would be 200 requests.
@@ -411,7 +415,7 @@ async fn a_fallback_region_passed_over_while_the_primary_answered_is_tried_when_
     let failover =
         FailoverSigner::builder(clients, name.name()).backoff(Duration::from_millis(300)).build().await.unwrap();
     let signer = JwtSigner::new(failover).unwrap();
-    let claims = Claims::new().subject("x").expires_at(kms_jwt::claims::now() + 60);
+    let claims = Claims::new().subject("x").expires_at(kms_jwt::now() + 60);
     signer.sign(&claims).await.unwrap();
     // Past eu-west-1's back-off, us-east-1 still answers: eu-west-1 is not needed, and must
     // not be left marked as being probed.

@@ -121,13 +121,7 @@ async fn pyjwt_verifies_with_nothing_but_the_issuer_url() {
     let server = Server::start(&support::endpoint(), name.name(), Some(&issuer), &format!("127.0.0.1:{port}"));
     let signer = JwtSigner::new(KmsSigner::new(&support::kms().await, &name.current()).await.unwrap()).unwrap();
     let token = signer
-        .sign(
-            &Claims::new()
-                .subject("test-user")
-                .issuer(&issuer)
-                .audience("api")
-                .expires_at(kms_jwt::claims::now() + 600),
-        )
+        .sign(&Claims::new().subject("test-user").issuer(&issuer).audience("api").expires_at(kms_jwt::now() + 600))
         .await
         .unwrap();
     let script = r#"

@@ -21,7 +21,7 @@ pub use localstack::*;
 pub fn unique(prefix: &str) -> String {
     let mut id = [0u8; 6];
     aws_lc_rs::rand::fill(&mut id).expect("rng");
-    format!("{prefix}-{}", kms_jwt::b64::encode(id).to_lowercase().replace(['-', '_'], "x"))
+    format!("{prefix}-{}", kms_jwt::fuzzing::b64_encode(id).to_lowercase().replace(['-', '_'], "x"))
 }
 
 /// The `LocalStack` venv's Python (`PyJWT`, boto3).
@@ -64,7 +64,7 @@ pub fn openssl_verify(pem: &str, alg: kms_jwt::Algorithm, signing_input: &str, j
     std::fs::write(&pem_path, pem).unwrap();
     std::fs::write(&msg_path, signing_input).unwrap();
     let sig =
-        if alg.is_ecdsa() { kms_jwt::ecdsa::fixed_to_der(jose_signature).unwrap() } else { jose_signature.to_vec() };
+        if alg.is_ecdsa() { kms_jwt::fuzzing::fixed_to_der(jose_signature).unwrap() } else { jose_signature.to_vec() };
     std::fs::write(&sig_path, sig).unwrap();
     let digest = match alg.digest().output_len() {
         32 => "-sha256",
@@ -175,13 +175,14 @@ pub fn jsonwebtoken_alg(alg: kms_jwt::Algorithm) -> Option<jsonwebtoken::Algorit
 
 /// A jsonwebtoken decoding key for a public key, from its JWK members.
 pub fn jsonwebtoken_key(public: &kms_jwt::PublicKey) -> jsonwebtoken::DecodingKey {
-    use kms_jwt::{PublicKey, b64};
+    use kms_jwt::PublicKey;
+    use kms_jwt::fuzzing::b64_encode;
     match public {
         PublicKey::Rsa { n, e } => {
-            jsonwebtoken::DecodingKey::from_rsa_components(&b64::encode(n), &b64::encode(e)).unwrap()
+            jsonwebtoken::DecodingKey::from_rsa_components(&b64_encode(n), &b64_encode(e)).unwrap()
         }
         PublicKey::Ec { x, y, .. } => {
-            jsonwebtoken::DecodingKey::from_ec_components(&b64::encode(x), &b64::encode(y)).unwrap()
+            jsonwebtoken::DecodingKey::from_ec_components(&b64_encode(x), &b64_encode(y)).unwrap()
         }
     }
 }

@@ -51,7 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let http = reqwest::Client::new();
     let first = http.get(&url).send().await?.error_for_status()?.text().await?;
     let second = http.get(&url).send().await?.error_for_status()?.text().await?;
-    let claims = verifier.verify(&first)?;
+    let claims = verifier.verify::<kms_jwt::Claims>(&first)?.claims;
     println!(
         "GET {url}: a token for {}, valid until {}",
         claims.get("sub").unwrap_or(&"?".into()),

@@ -30,7 +30,7 @@ async fn verify(issuer: &str, token: &str) -> Result<Claims, Box<dyn std::error:
     }
     let jwks_uri = config["jwks_uri"].as_str().ok_or("discovery has no jwks_uri")?;
     let jwks = Jwks::parse(&http.get(jwks_uri).send().await?.error_for_status()?.bytes().await?)?;
-    Ok(Verifier::from_jwks(&jwks, None)?.with_issuer(issuer).verify(token)?)
+    Ok(Verifier::from_jwks(&jwks, None)?.with_issuer(issuer).verify::<kms_jwt::Claims>(token)?.claims)
 }
 
 /// An issuer on loopback for one in-memory key, and a token it signed.

@@ -5,19 +5,19 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// Encodes `bytes` as unpadded base64url.
 #[must_use]
-pub fn encode(bytes: impl AsRef<[u8]>) -> String {
+pub(crate) fn encode(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Appends the unpadded base64url encoding of `bytes` to `out`.
-pub fn encode_into(bytes: impl AsRef<[u8]>, out: &mut String) {
+pub(crate) fn encode_into(bytes: impl AsRef<[u8]>, out: &mut String) {
     URL_SAFE_NO_PAD.encode_string(bytes, out);
 }
 
 /// Decodes unpadded base64url, refusing padding, the `+`/`/` alphabet, whitespace and
 /// non-zero trailing bits: each token has exactly one encoding, so a verifier never sees two
 /// spellings of the same signature.
-pub fn decode(text: impl AsRef<[u8]>) -> Option<Vec<u8>> {
+pub(crate) fn decode(text: impl AsRef<[u8]>) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(text).ok()
 }
 

@@ -314,7 +314,7 @@ mod tests {
             Box::pin(async move {
                 tokio::time::sleep(self.delay).await;
                 if self.fail.load(Ordering::SeqCst) {
-                    return Err(Error::Throttled { attempts: 1, source: "injected".into() });
+                    return Err(Error::InvalidResponse("injected".into()));
                 }
                 self.inner.sign_digest(digest).await
             })
@@ -341,7 +341,16 @@ mod tests {
 
     fn exp_of(cache: &TokenCache<Counting>, token: &str, now: i64) -> i64 {
         let key = VerifyingKey::from_jwk(&cache.signer().jwk(), None).unwrap();
-        Verifier::new(vec![key]).verify_at(token, now).unwrap().get("exp").unwrap().as_i64().unwrap()
+        Verifier::new(vec![key])
+            .clone()
+            .at(now)
+            .verify::<crate::Claims>(token)
+            .map(|v| v.claims)
+            .unwrap()
+            .get("exp")
+            .unwrap()
+            .as_i64()
+            .unwrap()
     }
 
     /// Waits (a bounded number of turns, no timing) until the background work has signed.
@@ -374,7 +383,13 @@ mod tests {
         let other = cache.token_at(&Claims::new().subject("other"), t0).await.unwrap();
         assert_ne!(other, renewed);
         let key = VerifyingKey::from_jwk(&cache.signer().jwk(), None).unwrap();
-        let claims = Verifier::new(vec![key]).with_audience("api").verify_at(&renewed, t0 + 541).unwrap();
+        let claims = Verifier::new(vec![key])
+            .with_audience("api")
+            .clone()
+            .at(t0 + 541)
+            .verify::<crate::Claims>(&renewed)
+            .map(|v| v.claims)
+            .unwrap();
         assert_eq!(claims.get("exp").unwrap(), t0 + 541 + 600);
         assert_eq!(claims.get("iat").unwrap(), t0 + 541);
     }
@@ -457,7 +472,7 @@ mod tests {
         assert_eq!(calls(&cache), 2, "one call for the whole burst, failing");
         for result in failed {
             let err = result.unwrap_err();
-            assert!(matches!(&err, Error::Shared(inner) if matches!(**inner, Error::Throttled { .. })), "{err:?}");
+            assert!(matches!(&err, Error::Shared(inner) if matches!(**inner, Error::InvalidResponse(_))), "{err:?}");
         }
     }
 
@@ -495,7 +510,7 @@ mod tests {
         // Never a token within its margin, let alone an expired one: the error instead.
         for now in [t0 + 540, t0 + 600, t0 + 10_000] {
             let err = cache.token_at(&claims, now).await.unwrap_err();
-            assert!(matches!(&err, Error::Shared(inner) if matches!(**inner, Error::Throttled { .. })), "{err:?}");
+            assert!(matches!(&err, Error::Shared(inner) if matches!(**inner, Error::InvalidResponse(_))), "{err:?}");
         }
         // KMS is back: the next caller mints.
         cache.signer().signer().fail.store(false, Ordering::SeqCst);

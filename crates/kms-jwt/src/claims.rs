@@ -90,11 +90,6 @@ impl Claims {
         Ok(Claims(map))
     }
 
-    /// Wraps a map whose registered claims [`Registered::parse`] has already checked.
-    pub(crate) fn checked(map: Map<String, Value>) -> Claims {
-        Claims(map)
-    }
-
     /// Sets `sub`.
     #[must_use]
     pub fn subject(self, sub: impl Into<String>) -> Claims {

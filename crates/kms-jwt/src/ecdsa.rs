@@ -17,7 +17,7 @@ struct EcdsaSigValue<'a> {
 /// Returns `None` for anything that is not exactly one minimal DER sequence of two positive
 /// integers, each of which fits `scalar_len` bytes.
 #[must_use]
-pub fn der_to_fixed(der: &[u8], scalar_len: usize) -> Option<Vec<u8>> {
+pub(crate) fn der_to_fixed(der: &[u8], scalar_len: usize) -> Option<Vec<u8>> {
     let sig = EcdsaSigValue::from_der(der).ok()?;
     let mut out = vec![0u8; 2 * scalar_len];
     for (half, int) in out.chunks_exact_mut(scalar_len).zip([sig.r, sig.s]) {
@@ -34,7 +34,8 @@ pub fn der_to_fixed(der: &[u8], scalar_len: usize) -> Option<Vec<u8>> {
 ///
 /// Returns `None` if the input has an odd length or either half is zero.
 #[must_use]
-pub fn fixed_to_der(fixed: &[u8]) -> Option<Vec<u8>> {
+#[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
+pub(crate) fn fixed_to_der(fixed: &[u8]) -> Option<Vec<u8>> {
     if fixed.is_empty() || !fixed.len().is_multiple_of(2) {
         return None;
     }

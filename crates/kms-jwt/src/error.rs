@@ -37,18 +37,22 @@ pub enum Error {
         key: String,
     },
 
+    #[cfg(feature = "kms")]
     /// The KMS key, alias or ARN does not exist (or is not visible to these credentials).
     #[error("kms key {0} was not found")]
     KeyNotFound(String),
 
+    #[cfg(feature = "kms")]
     /// The KMS key exists but is disabled.
     #[error("kms key {0} is disabled")]
     KeyDisabled(String),
 
+    #[cfg(feature = "kms")]
     /// The KMS key is scheduled for deletion.
     #[error("kms key {0} is pending deletion")]
     KeyPendingDeletion(String),
 
+    #[cfg(feature = "kms")]
     /// The KMS key is in another state that cannot sign (for example `PendingImport`).
     #[error("kms key {key} is in state {state} and cannot sign")]
     KeyUnavailable {
@@ -58,6 +62,7 @@ pub enum Error {
         state: String,
     },
 
+    #[cfg(feature = "kms")]
     /// The KMS key is not an asymmetric `SIGN_VERIFY` key (an encryption or HMAC key).
     #[error("kms key {key} has key usage {usage} and key spec {spec}; a SIGN_VERIFY RSA or ECC key is required")]
     WrongKeyUsage {
@@ -69,6 +74,7 @@ pub enum Error {
         spec: String,
     },
 
+    #[cfg(feature = "kms")]
     /// The credentials may not perform this KMS operation.
     #[error("access denied by kms: {message}")]
     AccessDenied {
@@ -79,6 +85,7 @@ pub enum Error {
         source: BoxError,
     },
 
+    #[cfg(feature = "kms")]
     /// KMS kept throttling after the retries the client allows (fewer when the SDK's retry
     /// quota, shared by the client's calls, ran out first).
     #[error("kms throttled the request (up to {attempts} attempts)")]
@@ -90,6 +97,7 @@ pub enum Error {
         source: BoxError,
     },
 
+    #[cfg(feature = "kms")]
     /// KMS did not answer within the configured timeout.
     #[error("kms did not answer within {after:?}")]
     Timeout {
@@ -100,6 +108,7 @@ pub enum Error {
         source: BoxError,
     },
 
+    #[cfg(feature = "kms")]
     /// KMS could not be reached (DNS, connection refused, TLS).
     #[error("cannot reach kms: {reason}")]
     Transport {
@@ -110,6 +119,7 @@ pub enum Error {
         source: BoxError,
     },
 
+    #[cfg(feature = "kms")]
     /// KMS answered with a server error (HTTP 5xx), after the retries the client allows: the
     /// region is unwell. A `FailoverSigner` signs in its next region instead.
     #[error("kms is unavailable: HTTP {status}{}", if code.is_empty() { String::new() } else { format!(" {code}: {message}") })]
@@ -130,6 +140,7 @@ pub enum Error {
     #[error("kms returned an invalid response: {0}")]
     InvalidResponse(String),
 
+    #[cfg(feature = "kms")]
     /// Any other error reported by KMS, with its code and message.
     #[error("kms error: {code}: {message}")]
     Kms {
@@ -142,6 +153,7 @@ pub enum Error {
         source: BoxError,
     },
 
+    #[cfg(feature = "kms")]
     /// A KMS request could not be made at all (the SDK's request construction failed).
     #[error("cannot build the kms request: {reason}")]
     Request {
@@ -160,6 +172,7 @@ pub enum Error {
         humanize(*.demoted_ago),
         humanize(*.min_overlap)
     )]
+    #[cfg(feature = "kms")]
     OverlapNotElapsed {
         /// The key that would be retired.
         key: String,
@@ -169,6 +182,7 @@ pub enum Error {
         min_overlap: Duration,
     },
 
+    #[cfg(feature = "kms")]
     /// Another operation on the key set is in progress (or died holding its lock); nothing
     /// was changed. Retrying later is safe.
     #[error("another operation on key set {set} is in progress ({detail}); nothing was changed")]
@@ -189,6 +203,7 @@ pub enum Error {
         max: Duration,
     },
 
+    #[cfg(feature = "kms")]
     /// A rotation or provisioning step refused to run; nothing was changed.
     #[error("{0}")]
     Refused(String),
@@ -198,10 +213,12 @@ pub enum Error {
     #[error(transparent)]
     Shared(std::sync::Arc<Error>),
 
+    #[cfg(feature = "kms")]
     /// Configuration of the AWS client (region, profile, endpoint) is unusable.
     #[error("aws configuration: {0}")]
     Config(String),
 
+    #[cfg(feature = "kms")]
     /// A kms-jwt tag on a KMS key has a value that cannot be read: the key's policy is unknown,
     /// and nothing that depends on it is done.
     #[error("kms key {key} has tag {tag}={value:?}, which is not {expected}")]
@@ -216,6 +233,7 @@ pub enum Error {
         expected: &'static str,
     },
 
+    #[cfg(feature = "kms")]
     /// An issuer refused to give a token: its HTTP status and its reason.
     #[error("the issuer refused: {reason} (HTTP {status})")]
     IssuerRefused {
@@ -227,6 +245,7 @@ pub enum Error {
         retry_after: Option<Duration>,
     },
 
+    #[cfg(feature = "kms")]
     /// An issuer could not be reached, or answered something that is not an answer.
     #[error("cannot reach the issuer at {url}: {reason}")]
     IssuerUnreachable {
@@ -236,6 +255,7 @@ pub enum Error {
         reason: String,
     },
 
+    #[cfg(feature = "kms")]
     /// An issuer's token policy file is invalid; the line is 1-based.
     #[error("token policy: line {line}: {reason}")]
     InvalidPolicy {
@@ -253,6 +273,7 @@ impl Error {
     #[must_use]
     pub fn is_outage(&self) -> bool {
         match self {
+            #[cfg(feature = "kms")]
             Error::Timeout { .. } | Error::Transport { .. } | Error::Throttled { .. } | Error::Unavailable { .. } => {
                 true
             }

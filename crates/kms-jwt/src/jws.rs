@@ -103,7 +103,8 @@ fn check_lifetime(exp: Option<i64>, now: i64, max: Duration) -> Result<()> {
 /// Signs `payload` under the exact protected-header bytes given (JWS level: RFC test
 /// vectors and headers other than this crate's own). The signature is verified with the
 /// signer's public key before the token is returned.
-pub async fn sign_compact<S: Signer>(signer: &S, protected_header: &[u8], payload: &[u8]) -> Result<String> {
+#[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
+pub(crate) async fn sign_compact<S: Signer>(signer: &S, protected_header: &[u8], payload: &[u8]) -> Result<String> {
     let check = VerifyingKey::new(signer.public_key().clone(), signer.algorithm(), None)?;
     sign_with_header(signer, &check, &b64::encode(protected_header), payload).await
 }
@@ -131,7 +132,7 @@ async fn sign_with_header<S: Signer>(
 
 /// A compact JWS split into its parts, header parsed, nothing verified yet.
 #[derive(Debug, Clone)]
-pub struct CompactParts<'a> {
+pub(crate) struct CompactParts<'a> {
     /// The signing input: `BASE64URL(header) '.' BASE64URL(payload)`.
     pub signing_input: &'a str,
     /// The protected header.
@@ -144,7 +145,7 @@ pub struct CompactParts<'a> {
 
 /// Splits a compact JWS strictly: exactly three segments, each unpadded canonical
 /// base64url, and a header that is a JSON object with unique member names.
-pub fn split_compact(token: &str) -> Result<CompactParts<'_>, TokenError> {
+pub(crate) fn split_compact(token: &str) -> Result<CompactParts<'_>, TokenError> {
     let (first, second) = dot_positions(token)?;
     let header_b64 = &token[..first];
     let payload_b64 = &token[first + 1..second];

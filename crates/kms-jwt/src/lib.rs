@@ -22,7 +22,8 @@
 //! let signer = JwtSigner::new(LocalSigner::generate(Algorithm::ES256)?)?;
 //! let token = signer.sign(&Claims::new().subject("alice").expires_at(4_102_444_800)).await?;
 //! let verifier = Verifier::new(vec![VerifyingKey::from_jwk(&signer.jwk(), None)?]);
-//! assert_eq!(verifier.verify(&token)?.get("sub").unwrap(), "alice");
+//! let claims = verifier.verify::<kms_jwt::Claims>(&token)?.claims;
+//! assert_eq!(claims.get("sub").unwrap(), "alice");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
@@ -48,18 +49,18 @@
 //! let token = signer.sign(&Access { sub: "alice".into(), exp: 4_102_444_800, scope: vec!["read".into()] }).await?;
 //!
 //! let verifier = Verifier::new(vec![VerifyingKey::from_jwk(&signer.jwk(), None)?]);
-//! let verified = verifier.verify_as::<Access>(&token)?;
+//! let verified = verifier.verify::<Access>(&token)?;
 //! assert_eq!(verified.header["kid"], signer.kid());
 //! assert_eq!(verified.claims.scope, ["read"]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
 
-pub mod alg;
-pub mod b64;
-pub mod cache;
-pub mod claims;
-pub mod ecdsa;
+mod alg;
+mod b64;
+mod cache;
+mod claims;
+mod ecdsa;
 mod error;
 #[cfg(feature = "kms")]
 pub mod failover;
@@ -68,28 +69,61 @@ mod http;
 #[cfg(feature = "kms")]
 pub mod issuer;
 mod json;
-pub mod jwk;
-pub mod jws;
-pub mod key;
+mod jwk;
+mod jws;
+mod key;
 #[cfg(feature = "kms")]
 pub mod keyset;
 #[cfg(feature = "kms")]
 pub mod kms;
 pub mod publish;
-pub mod signer;
-pub mod verify;
+mod signer;
+mod verify;
 
+/// The AWS SDK crates whose types are in this crate's API (`kms::KmsClient::from_conf` takes
+/// an `aws_config::SdkConfig`, `kms::KmsClient::from_client` an `aws_sdk_kms::Client`):
+/// re-exported so that a caller builds them with the very versions this crate was built with.
 #[cfg(feature = "kms")]
 pub use aws_config;
 #[cfg(feature = "kms")]
 pub use aws_sdk_kms;
 
-pub use alg::{Algorithm, Curve};
-pub use cache::TokenCache;
-pub use claims::Claims;
+pub use alg::{Algorithm, Curve, KeyFamily, UnknownAlgorithm};
+pub use cache::{MintedToken, TokenCache};
+pub use claims::{Claims, now};
 pub use error::{BoxError, Error, Result, TokenError};
-pub use jwk::{Jwk, Jwks, PublicKey};
-pub use jws::{JwtSigner, KeyIdMode};
+pub use jwk::{Jwk, Jwks, MIN_RSA_BITS, PublicKey};
+pub use jws::{JwtSigner, KeyIdMode, decode_unverified};
 pub use key::VerifyingKey;
-pub use signer::{LocalSigner, Signer};
-pub use verify::{Verified, Verifier};
+pub use signer::{LocalSigner, SignatureFuture, Signer};
+pub use verify::{DEFAULT_LEEWAY_SECS, DEFAULT_MAX_TOKEN_LEN, Verified, Verifier};
+
+/// Internals the fuzz targets and the tests reach (feature `fuzzing`): not part of the API,
+/// no stability promised.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod fuzzing {
+    pub fn b64_encode(bytes: impl AsRef<[u8]>) -> String {
+        crate::b64::encode(bytes)
+    }
+
+    #[must_use]
+    pub fn b64_decode(text: impl AsRef<[u8]>) -> Option<Vec<u8>> {
+        crate::b64::decode(text)
+    }
+
+    #[must_use]
+    pub fn der_to_fixed(der: &[u8], scalar_len: usize) -> Option<Vec<u8>> {
+        crate::ecdsa::der_to_fixed(der, scalar_len)
+    }
+
+    #[must_use]
+    pub fn fixed_to_der(fixed: &[u8]) -> Option<Vec<u8>> {
+        crate::ecdsa::fixed_to_der(fixed)
+    }
+
+    pub async fn sign_compact<S: crate::Signer>(signer: &S, header: &[u8], payload: &[u8]) -> crate::Result<String> {
+        crate::jws::sign_compact(signer, header, payload).await
+    }
+}

@@ -13,8 +13,8 @@ use crate::claims::Registered;
 use crate::error::TokenError;
 use crate::jwk::{Jwks, PublicKey};
 use crate::jws::{self, CompactParts};
-pub use crate::key::VerifyingKey;
-use crate::{Algorithm, Claims, Error, Result, b64};
+pub(crate) use crate::key::VerifyingKey;
+use crate::{Algorithm, Error, Result, b64};
 
 /// The default upper bound on a token's length. Generous for claims, small enough that a
 /// hostile multi-megabyte input is refused before any decoding.
@@ -22,15 +22,6 @@ pub const DEFAULT_MAX_TOKEN_LEN: usize = 64 * 1024;
 
 /// The default clock-skew allowance for `exp` and `nbf`, in seconds.
 pub const DEFAULT_LEEWAY_SECS: u64 = 60;
-
-/// A verified JWS: its header and payload.
-#[derive(Debug, Clone)]
-pub struct VerifiedJws {
-    /// The protected header.
-    pub header: Map<String, Value>,
-    /// The payload bytes.
-    pub payload: Vec<u8>,
-}
 
 /// A verified JWT: its protected header and its claims, typed as the caller asked.
 #[derive(Debug, Clone)]
@@ -66,6 +57,8 @@ pub struct Verifier {
     leeway: i64,
     max_token_len: usize,
     require_exp: bool,
+    /// A fixed time to verify at, instead of the clock.
+    now: Option<i64>,
 }
 
 impl Verifier {
@@ -84,6 +77,7 @@ impl Verifier {
             leeway: DEFAULT_LEEWAY_SECS.cast_signed(),
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
             require_exp: true,
+            now: None,
         }
     }
 
@@ -152,57 +146,27 @@ impl Verifier {
         self.keys.iter().map(|slot| &slot.key)
     }
 
-    /// Verifies the token's structure and signature only (JWS level: no claim is read).
-    pub fn verify_jws(&self, token: &str) -> Result<VerifiedJws, TokenError> {
-        if token.len() > self.max_token_len {
-            return Err(TokenError::TooLong { len: token.len(), max: self.max_token_len });
-        }
-        let CompactParts { signing_input, header, payload, signature } = jws::split_compact(token)?;
-        let slot = self.select_key(&header)?;
-        if !slot.key.verify_signature(signing_input.as_bytes(), &signature) {
-            return Err(TokenError::BadSignature);
-        }
-        Ok(VerifiedJws { header, payload })
-    }
-
-    /// Verifies a JWT now: signature, then the registered claims' types, `exp` and `nbf`,
-    /// then `iss` and `aud` when configured. Returns the claims.
-    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        self.verify_at(token, crate::claims::now())
-    }
-
-    /// [`Verifier::verify`] at a given time (seconds since the epoch).
-    pub fn verify_at(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
-        let payload = self.verify_payload_at(token, now)?;
-        // The payload passed the strict scan; this only builds the map it describes.
-        let map =
-            serde_json::from_slice(&payload).map_err(|e| TokenError::Json { part: "claims", reason: e.to_string() })?;
-        Ok(Claims::checked(map))
-    }
-
-    /// [`Verifier::verify`], returning the payload exactly as signed (the claims' JSON text)
-    /// instead of building the claims: for callers that pass the claims on, and the cheapest
-    /// way to check a token. The checks are the same.
-    pub fn verify_payload(&self, token: &str) -> Result<Vec<u8>, TokenError> {
-        self.verify_payload_at(token, crate::claims::now())
-    }
-
-    /// [`Verifier::verify_payload`] at a given time (seconds since the epoch).
-    pub fn verify_payload_at(&self, token: &str, now: i64) -> Result<Vec<u8>, TokenError> {
+    /// Verifies a JWT: the signature with the key its header selects (and that key's pinned
+    /// algorithm), then the registered claims' types, `exp` and `nbf` (with the leeway), then
+    /// `iss` and `aud` as configured. Returns the protected header and the claims as `T`, built
+    /// only once every check has passed: [`Claims`] for a map, any `Deserialize` type for typed
+    /// claims, or `serde::de::IgnoredAny` for a check alone (the cheapest).
+    ///
+    /// ```
+    /// # fn example(verifier: &kms_jwt::Verifier, token: &str) -> Result<(), kms_jwt::TokenError> {
+    /// #[derive(serde::Deserialize)]
+    /// struct Access {
+    ///     sub: String,
+    ///     scope: Vec<String>,
+    /// }
+    /// let access = verifier.verify::<Access>(token)?.claims;
+    /// let claims = verifier.verify::<kms_jwt::Claims>(token)?.claims;
+    /// # Ok(()) }
+    /// ```
+    pub fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<Verified<T>, TokenError> {
+        let now = self.now.unwrap_or_else(crate::claims::now);
         let payload = self.verified_payload(token)?;
         self.check_claims(&Registered::parse(&payload)?, now)?;
-        Ok(payload)
-    }
-
-    /// Verifies a JWT now, as [`Verifier::verify`] does, and returns its header and its
-    /// claims deserialised into `T` (after every check has passed).
-    pub fn verify_as<T: DeserializeOwned>(&self, token: &str) -> Result<Verified<T>, TokenError> {
-        self.verify_as_at(token, crate::claims::now())
-    }
-
-    /// [`Verifier::verify_as`] at a given time (seconds since the epoch).
-    pub fn verify_as_at<T: DeserializeOwned>(&self, token: &str, now: i64) -> Result<Verified<T>, TokenError> {
-        let payload = self.verify_payload_at(token, now)?;
         let (first, _) = jws::dot_positions(token)?;
         let header_bytes = b64::decode(&token[..first]).ok_or(TokenError::Base64("header"))?;
         let header =
@@ -212,7 +176,15 @@ impl Verifier {
         Ok(Verified { header, claims })
     }
 
-    /// [`Verifier::verify_jws`] without the header map; a header seen before skips parsing.
+    /// Verifies as of `now` (seconds since the epoch) rather than the clock: tokens from a
+    /// log, or tests.
+    #[must_use]
+    pub fn at(mut self, now: i64) -> Verifier {
+        self.now = Some(now);
+        self
+    }
+
+    /// The signature's check without the header map; a header seen before skips parsing.
     fn verified_payload(&self, token: &str) -> Result<Vec<u8>, TokenError> {
         if token.len() > self.max_token_len {
             return Err(TokenError::TooLong { len: token.len(), max: self.max_token_len });

@@ -71,8 +71,10 @@ async fn we_verify_jsonwebtoken_tokens() {
         header.kid = Some("theirs".into());
         let token = jsonwebtoken::encode(&header, &claims(), &encoding_key(&signer)).unwrap();
         let key = VerifyingKey::new(signer.public_key().clone(), alg, Some("theirs".into())).unwrap();
-        let verified =
-            Verifier::new(vec![key]).with_issuer("my-lambda").verify(&token).unwrap_or_else(|e| panic!("{alg}: {e}"));
-        assert_eq!(Value::Object(verified.into_map()), claims(), "{alg}");
+        let verified = Verifier::new(vec![key])
+            .with_issuer("my-lambda")
+            .verify::<kms_jwt::Claims>(&token)
+            .unwrap_or_else(|e| panic!("{alg}: {e}"));
+        assert_eq!(Value::Object(verified.claims.into_map()), claims(), "{alg}");
     }
 }

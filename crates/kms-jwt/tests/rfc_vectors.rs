@@ -4,8 +4,10 @@
 
 use der::Encode as _;
 use der::asn1::UintRef;
-use kms_jwt::{Algorithm, Jwk, LocalSigner, TokenError, Verifier, VerifyingKey, b64, jws};
+use kms_jwt::{Algorithm, Claims, Jwk, LocalSigner, TokenError, Verifier, VerifyingKey};
+use serde::de::IgnoredAny;
 use serde_json::json;
+use serde_json::value::RawValue;
 
 const A2_N: &str = "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4QlL-yRT-SFd2lZS-pCgNMsD1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSHSXndS5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNmoudF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ";
 const A2_D: &str = "Eq5xpGnNCivDflJsRQBXHx1hdR1k6Ulwe2JZD50LpXyWPEAeP88vLNO97IjlA7_GQ5sLKMgvfTeXZx9SE-7YwVol2NXOoAJe46sui395IW_GO-pWJ1O0BkTGoVEn2bKVRUCgu-GjBVaYLU6f3l9kJfFNS3E0QbVdxzubSu3Mkqzjkn439X0M_V51gfpRLI9JYanrC4D4qAdGcopV_0ZHHzQlBjudU2QvXt4ehNYTCBr6XCLQUShb1juUO1ZdiYoFaFQT5Tw8bGUl_x_jTj3ccPDVZFD9pIuhLhBOneufuBiB4cS98l2SR_RQyGWSeWjnczT0QU91p1DhOVRuOopznQ";
@@ -34,7 +36,8 @@ const C_TOKEN: &str = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImJpbGJvLmJhZ2dpbnNAaG9iYml0b
 
 /// Builds a PKCS#1 `RSAPrivateKey` from the JWK members of an RFC example key.
 fn rsa_private_der(n: &str, d: &str, p: &str, q: &str, dp: &str, dq: &str, qi: &str) -> Vec<u8> {
-    let bytes: Vec<Vec<u8>> = [n, "AQAB", d, p, q, dp, dq, qi].iter().map(|s| b64::decode(s).unwrap()).collect();
+    let bytes: Vec<Vec<u8>> =
+        [n, "AQAB", d, p, q, dp, dq, qi].iter().map(|s| kms_jwt::fuzzing::b64_decode(s).unwrap()).collect();
     let uint = |i: usize| UintRef::new(&bytes[i]).unwrap();
     pkcs1::RsaPrivateKey {
         modulus: uint(0),
@@ -60,15 +63,16 @@ fn verifier_for(jwk: &serde_json::Value, alg: Algorithm) -> Verifier {
 async fn rfc7515_a2_rs256_signs_and_verifies_exactly() {
     let der = rsa_private_der(A2_N, A2_D, A2_P, A2_Q, A2_DP, A2_DQ, A2_QI);
     let signer = LocalSigner::from_rsa_der(Algorithm::RS256, &der).unwrap();
-    let token = jws::sign_compact(&signer, br#"{"alg":"RS256"}"#, A2_A3_PAYLOAD).await.unwrap();
+    let token = kms_jwt::fuzzing::sign_compact(&signer, br#"{"alg":"RS256"}"#, A2_A3_PAYLOAD).await.unwrap();
     assert_eq!(token, A2_TOKEN, "RS256 is deterministic: the exact RFC bytes");
 
     let verifier = verifier_for(&json!({"kty": "RSA", "n": A2_N, "e": "AQAB"}), Algorithm::RS256);
-    let jws = verifier.verify_jws(A2_TOKEN).unwrap();
-    assert_eq!(jws.payload, A2_A3_PAYLOAD);
     // As a JWT it is long expired (exp 1300819380 is March 2011).
-    assert_eq!(verifier.verify(A2_TOKEN).unwrap_err(), TokenError::Expired { exp: 1_300_819_380 });
-    let claims = verifier.verify_at(A2_TOKEN, 1_300_819_000).unwrap();
+    assert_eq!(verifier.verify::<IgnoredAny>(A2_TOKEN).unwrap_err(), TokenError::Expired { exp: 1_300_819_380 });
+    let then = verifier.clone().at(1_300_819_000);
+    let raw = then.verify::<Box<RawValue>>(A2_TOKEN).unwrap().claims;
+    assert_eq!(raw.get().as_bytes(), A2_A3_PAYLOAD, "the payload exactly as signed");
+    let claims = then.verify::<Claims>(A2_TOKEN).unwrap().claims;
     assert_eq!(claims.get("iss").unwrap(), "joe");
     assert_eq!(claims.get("http://example.com/is_root").unwrap(), true);
 }
@@ -76,14 +80,15 @@ async fn rfc7515_a2_rs256_signs_and_verifies_exactly() {
 #[test]
 fn rfc7515_a3_es256_verifies() {
     let verifier = verifier_for(&json!({"kty": "EC", "crv": "P-256", "x": A3_X, "y": A3_Y}), Algorithm::ES256);
-    assert_eq!(verifier.verify_jws(A3_TOKEN).unwrap().payload, A2_A3_PAYLOAD);
-    let claims = verifier.verify_at(A3_TOKEN, 1_300_819_380).unwrap();
+    let then = verifier.clone().at(1_300_819_380);
+    assert_eq!(then.verify::<Box<RawValue>>(A3_TOKEN).unwrap().claims.get().as_bytes(), A2_A3_PAYLOAD);
+    let claims = then.verify::<Claims>(A3_TOKEN).unwrap().claims;
     assert_eq!(claims.get("exp").unwrap(), 1_300_819_380);
     // The same signature over another payload does not verify.
     let (head, rest) = A3_TOKEN.split_once('.').unwrap();
     let signature = rest.rsplit('.').next().unwrap();
-    let tampered = format!("{head}.{}.{signature}", b64::encode(br#"{"iss":"joe","exp":1300819380}"#));
-    assert_eq!(verifier.verify_jws(&tampered).unwrap_err(), TokenError::BadSignature);
+    let tampered = format!("{head}.{}.{signature}", kms_jwt::fuzzing::b64_encode(br#"{"iss":"joe","exp":1300819380}"#));
+    assert_eq!(then.verify::<IgnoredAny>(&tampered).unwrap_err(), TokenError::BadSignature);
 }
 
 #[tokio::test]
@@ -91,11 +96,14 @@ async fn rfc7520_4_1_rs256_exact_bytes_from_the_local_signer() {
     let der = rsa_private_der(C_N, C_D, C_P, C_Q, C_DP, C_DQ, C_QI);
     let signer = LocalSigner::from_rsa_der(Algorithm::RS256, &der).unwrap();
     let header = br#"{"alg":"RS256","kid":"bilbo.baggins@hobbiton.example"}"#;
-    let token = jws::sign_compact(&signer, header, C_PAYLOAD.as_bytes()).await.unwrap();
+    let token = kms_jwt::fuzzing::sign_compact(&signer, header, C_PAYLOAD.as_bytes()).await.unwrap();
     assert_eq!(token, C_TOKEN);
 
+    // Its payload is text, not JWT claims: the signature is checked with the key itself.
     let jwk = json!({"kty": "RSA", "kid": "bilbo.baggins@hobbiton.example", "use": "sig", "n": C_N, "e": "AQAB"});
-    let verified = verifier_for(&jwk, Algorithm::RS256).verify_jws(C_TOKEN).unwrap();
-    assert_eq!(verified.payload, C_PAYLOAD.as_bytes());
-    assert_eq!(verified.header["kid"], "bilbo.baggins@hobbiton.example");
+    let key = VerifyingKey::from_jwk(&Jwk::from_json(&jwk).unwrap().unwrap(), Some(Algorithm::RS256)).unwrap();
+    assert_eq!(key.kid(), Some("bilbo.baggins@hobbiton.example"));
+    let (signing_input, signature) = C_TOKEN.rsplit_once('.').unwrap();
+    assert!(key.verify_signature(signing_input.as_bytes(), &kms_jwt::fuzzing::b64_decode(signature).unwrap()));
+    assert!(!key.verify_signature(b"x", &kms_jwt::fuzzing::b64_decode(signature).unwrap()));
 }

@@ -89,7 +89,7 @@ async fn an_allowed_request_gets_a_token_and_an_audit_record_naming_the_session(
     let token = outcome.result.unwrap();
     let verifier = Verifier::new(vec![VerifyingKey::new(signer.public_key().clone(), Algorithm::ES256, None).unwrap()])
         .with_audience("api");
-    let claims = verifier.verify(&token.token).unwrap();
+    let claims = verifier.verify::<crate::Claims>(&token.token).map(|v| v.claims).unwrap();
     assert_eq!(claims.get("sub").unwrap(), "arn:aws:iam::111122223333:role/ci-build");
     assert_eq!(claims.get("team").unwrap(), "platform");
     assert_eq!(claims.get("aws_account").unwrap(), "111122223333");
