@@ -33,9 +33,12 @@ pub struct ServeArgs {
     /// Connections open at once; more wait in the listen backlog
     #[arg(long, value_name = "N", default_value_t = Limits::default().total)]
     max_connections: usize,
-    /// Connections open at once from one client address (an IPv6 client's /64); more are closed
+    /// Connections open at once from one client address (an IPv6 client's /64); more are closed; 0 for none (behind a load balancer)
     #[arg(long, value_name = "N", default_value_t = Limits::default().per_address)]
     max_connections_per_address: usize,
+    /// The longest a connection lives (keep-alive included); then its request in flight has 10s to finish
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    connection_lifetime: Duration,
 
     #[command(flatten)]
     token_issuer: IssuerArgs,
@@ -88,7 +91,8 @@ pub async fn run(args: ServeArgs, opts: &KmsOptions) -> Result<ExitCode> {
     });
     let limits = Limits {
         total: args.max_connections.max(1),
-        per_address: args.max_connections_per_address.max(1),
+        per_address: args.max_connections_per_address,
+        lifetime: args.connection_lifetime,
         ..Limits::default()
     };
     let source = Source { keys: args.key, issuer, regions };

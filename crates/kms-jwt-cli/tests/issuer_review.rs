@@ -225,9 +225,19 @@ fn malformed_proofs_are_401_and_never_reach_sts() {
             p.headers.insert("authorization".into(), value);
         })
     };
+    // A header the signature covers must reach STS: one outside the allow-list cannot.
+    let signed = |name: &'static str, value: &'static str| -> Change {
+        Box::new(move |p: &mut Proof| {
+            p.headers.insert(name.to_owned(), value.to_owned());
+            let auth = p.headers["authorization"]
+                .replace("SignedHeaders=", &format!("SignedHeaders={};", name.to_ascii_lowercase()));
+            p.headers.insert("authorization".into(), auth);
+        })
+    };
     let cases: Vec<(&str, Change)> = vec![
-        ("a header outside the allow-list", set("X-Forwarded-For", "203.0.113.7")),
-        ("a header that would choose STS's connection", set("Connection", "close")),
+        ("a signed header outside the allow-list", signed("X-Forwarded-For", "203.0.113.7")),
+        ("a signed header that would choose STS's connection", signed("Connection", "close")),
+        ("a signed Transfer-Encoding", signed("Transfer-Encoding", "chunked")),
         ("CR LF in a value", set("X-Amz-Security-Token", "token\r\nX-Injected: 1")),
         ("LF in a value", set("Content-Type", "text/plain\nx: y")),
         ("a name that is not a token", set("bad name", "1")),
@@ -249,8 +259,11 @@ fn malformed_proofs_are_401_and_never_reach_sts() {
     assert_eq!(sts.count("GetCallerIdentity"), 0, "a malformed proof reached STS");
 
     // A Content-Length that is the body's (as Go's SDK signs it) is fine; STS gets the body's.
+    // Unsigned headers STS does not need (an SDK's User-Agent) are dropped.
     let mut p = proof("test");
     p.headers.insert("Content-Length".into(), p.body.len().to_string());
+    p.headers.insert("User-Agent".into(), "aws-sdk-go-v2/1.0".into());
+    p.headers.insert("X-Forwarded-For".into(), "203.0.113.7".into());
     let (status, _, answer) = post(&server, body("api", None, p.clone()));
     assert_eq!(status, 200, "{answer}");
     let seen = sts.seen();
@@ -568,9 +581,169 @@ fn rotating_while_minting_under_load_answers_every_request() {
     let answered: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
     assert!(answered > 20, "{answered}");
     let current = runtime.block_on(sets.resolve(&name)).unwrap().current.unwrap();
-    let (status, _, answer) = post(&server, body("api", Some("7m"), proof("test")));
+    // The issuer moves to the new key once its JWKS has carried it for a max-age (1 s here).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, _, answer) = post(&server, body("api", Some("7m"), proof("test")));
+        assert_eq!(status, 200, "{answer}");
+        let header = kms_jwt::decode_unverified(answer["token"].as_str().unwrap()).unwrap().0;
+        if header["kid"].as_str() == current.kid() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "tokens never followed the rotation");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+// The second review (of the code above): each finding as an attack that failed before its fix.
+
+/// Review 2, finding 1: proofs with made-up key ids (forged: STS refuses them) each cost one STS
+/// call, bounded by the address's rate, and hold no place: the owner of a real key is served.
+#[test]
+fn forged_proofs_with_made_up_key_ids_are_bounded_by_the_address_and_hold_no_place() {
+    let name = key_set();
+    let sts = FaultProxy::start(&support::endpoint(), |e| {
+        let forged = e.headers.get("authorization").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("FORGED"));
+        if forged {
+            Action::sts_error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match")
+        } else {
+            Action::Forward
+        }
+    });
+    let server = serve(&name, &policy(&root_rule()), &sts.url, &["--rate-limit", "5", "--address-rate-limit", "30"]);
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for i in 0..120 {
+        *statuses.entry(post(&server, body("api", None, proof(&format!("AKIAFORGED{i:06}")))).0).or_default() += 1;
+    }
+    assert_eq!(statuses.keys().copied().collect::<Vec<_>>(), [401, 429], "{statuses:?}");
+    let reached = sts.count("GetCallerIdentity");
+    assert!(reached <= 30, "{reached} forged proofs reached STS with --address-rate-limit 30");
+    // The address is spent; another one, with a real key, is served.
+    let other = post_from("127.0.0.2", &server, &body("api", None, proof("test")));
+    assert_eq!(other, 200);
+}
+
+/// Posts `body` to `/token` from local address `from`; the status.
+fn post_from(from: &str, server: &Serve, body: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        let mut conn = socket.connect(server.addr).await.unwrap();
+        let head = format!(
+            "POST /token HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        conn.write_all(body).await.unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).await.unwrap();
+        answer.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+    })
+}
+
+/// Review 2, finding 4: workers that share credentials ask at the same moment; each proof is
+/// used once, and each worker gets its token.
+#[test]
+fn concurrent_clients_with_the_same_credentials_all_get_tokens() {
+    let name = key_set();
+    let server = serve(&name, &policy(&root_rule()), &support::endpoint(), &[]);
+    let url = server.url.clone();
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                Command::new(env!("CARGO_BIN_EXE_kms-jwt"))
+                    .args(["--region", "us-east-1", "token", "--issuer", &url, "--aud", "api"])
+                    .args(["--server-id", "https://issuer.example"])
+                    .env("AWS_ACCESS_KEY_ID", "test")
+                    .env("AWS_SECRET_ACCESS_KEY", "test")
+                    .env_remove("AWS_SESSION_TOKEN")
+                    .env_remove("AWS_ENDPOINT_URL")
+                    .output()
+                    .unwrap()
+            })
+        })
+        .collect();
+    for worker in workers {
+        let out = worker.join().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+}
+
+/// Review 2, finding 5: after a rotation the issuer signs with the new key only once its JWKS
+/// has carried that key for the documents' max-age, so a verifier that fetched the JWKS just
+/// before the key appeared has had time to fetch it again.
+#[test]
+fn a_new_key_signs_only_after_the_jwks_has_carried_it_for_a_max_age() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (sets, name) = runtime.block_on(support::key_set("ECC_NIST_P256"));
+    let server = serve(name.name(), &policy(&root_rule()), &support::endpoint(), &["--refresh", "2s"]);
+    let kid_of = |answer: &serde_json::Value| {
+        kms_jwt::decode_unverified(answer["token"].as_str().unwrap()).unwrap().0["kid"].as_str().unwrap().to_owned()
+    };
+    let (_, _, first) = post(&server, body("api", Some("10m"), proof("test")));
+    let old = kid_of(&first);
+    runtime.block_on(sets.rotate(&name, &support::rotation_policy(Some(Duration::ZERO), true))).unwrap();
+    let new = runtime.block_on(sets.resolve(&name)).unwrap().current.unwrap().kid().unwrap().to_owned();
+    let jwks_url = format!("{}/.well-known/jwks.json", server.url);
+    let started = Instant::now();
+    let (mut published, mut signed) = (None, None);
+    // Each ttl its own cached token, so that every request is a fresh signature.
+    let mut ttl = 1;
+    while signed.is_none() && started.elapsed() < Duration::from_secs(20) {
+        let jwks = runtime.block_on(async { reqwest::get(&jwks_url).await.unwrap().text().await.unwrap() });
+        if published.is_none() && jwks.contains(&new) {
+            published = Some(Instant::now());
+        }
+        let (status, _, answer) = post(&server, body("api", Some(&format!("{ttl}m")), proof("test")));
+        assert_eq!(status, 200, "{answer}");
+        ttl = ttl % 29 + 1;
+        let kid = kid_of(&answer);
+        if kid == new {
+            signed = Some(Instant::now());
+        } else {
+            assert_eq!(kid, old);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (published, signed) =
+        (published.expect("the JWKS never carried the new key"), signed.expect("never signed with it"));
+    assert!(
+        signed.duration_since(published) >= Duration::from_millis(1900),
+        "signed {:?} after publication",
+        signed.duration_since(published)
+    );
+}
+
+/// Review 2, finding 7: malformed requests are limited by the address before they are read, and
+/// a flood of them leaves one audit line per window, not one per request.
+#[test]
+fn a_flood_of_malformed_requests_is_limited_and_does_not_flood_the_audit_log() {
+    let name = key_set();
+    let server = serve(&name, &policy(&root_rule()), &support::endpoint(), &["--address-rate-limit", "10"]);
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for _ in 0..200 {
+        *statuses.entry(post(&server, b"{\"audience\":1}".to_vec()).0).or_default() += 1;
+    }
+    assert_eq!(statuses, [(400, 10), (429, 190)].into(), "{statuses:?}");
+    let audit = server.audit();
+    assert_eq!(audit.len(), 11, "ten refusals and one for the limit: {audit:?}");
+}
+
+/// Review 2, finding 8: a connection that reaches its lifetime finishes the request in flight
+/// (here one STS answers slowly) instead of cutting it, and so using up its proof.
+#[test]
+fn a_request_in_flight_when_its_connection_ends_is_answered() {
+    let name = key_set();
+    let sts = FaultProxy::start(&support::endpoint(), |_| {
+        std::thread::sleep(Duration::from_millis(1500));
+        Action::Forward
+    });
+    let server = serve(&name, &policy(&root_rule()), &sts.url, &["--connection-lifetime", "1s"]);
+    let started = Instant::now();
+    let (status, _, answer) = post(&server, body("api", None, proof("test")));
     assert_eq!(status, 200, "{answer}");
-    let token = answer["token"].as_str().unwrap();
-    let header = kms_jwt::decode_unverified(token).unwrap().0;
-    assert_eq!(header["kid"].as_str(), current.kid(), "tokens follow the rotation");
+    assert!(started.elapsed() >= Duration::from_millis(1500));
 }

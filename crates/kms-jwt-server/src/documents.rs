@@ -2,8 +2,9 @@
 //! and `/healthz`: read from KMS at start, refreshed in the background, and served from memory
 //! with `ETag` and `Cache-Control`. While KMS is unreachable the last good documents are served.
 
+use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -52,6 +53,27 @@ struct Published {
     docs: Documents,
     refreshed_at: SystemTime,
     failing: bool,
+    /// When each `kid` of the JWKS was first served.
+    since: HashMap<String, Instant>,
+}
+
+/// The `kid`s of a JWKS document.
+fn kids(jwks: &[u8]) -> Vec<String> {
+    kms_jwt::Jwks::parse(jwks).map(|j| j.keys.into_iter().filter_map(|k| k.kid).collect()).unwrap_or_default()
+}
+
+impl Published {
+    fn new(docs: Documents, failing: bool, before: Option<&HashMap<String, Instant>>) -> Published {
+        let now = Instant::now();
+        let since = kids(&docs.jwks)
+            .into_iter()
+            .map(|kid| {
+                let first = before.and_then(|b| b.get(&kid)).copied().unwrap_or(now);
+                (kid, first)
+            })
+            .collect();
+        Published { docs, refreshed_at: SystemTime::now(), failing, since }
+    }
 }
 
 /// The documents being served, shared by the handlers and the refresher.
@@ -59,6 +81,7 @@ struct Published {
 pub struct Served {
     published: Arc<RwLock<Published>>,
     cache_control: HeaderValue,
+    max_age: Duration,
 }
 
 impl Served {
@@ -67,10 +90,20 @@ impl Served {
     pub fn new(docs: Documents, max_age: Duration) -> Served {
         let cache_control = HeaderValue::from_str(&publish::cache_control(max_age.as_secs()))
             .expect("a number is a valid header value");
-        Served {
-            published: Arc::new(RwLock::new(Published { docs, refreshed_at: SystemTime::now(), failing: false })),
-            cache_control,
-        }
+        Served { published: Arc::new(RwLock::new(Published::new(docs, false, None))), cache_control, max_age }
+    }
+
+    /// How long caches may keep the documents.
+    #[must_use]
+    pub fn max_age(&self) -> Duration {
+        self.max_age
+    }
+
+    /// How long the JWKS served here has had `kid`, if it has it.
+    #[must_use]
+    pub fn published_for(&self, kid: &str) -> Option<Duration> {
+        let guard = self.published.read().unwrap_or_else(PoisonError::into_inner);
+        guard.since.get(kid).map(Instant::elapsed)
     }
 
     /// Re-reads the documents from `source` every `every`, forever.
@@ -87,7 +120,7 @@ impl Served {
                     if docs != guard.docs {
                         tracing::info!("keys changed; serving the new set");
                     }
-                    *guard = Published { docs, refreshed_at: SystemTime::now(), failing: false };
+                    *guard = Published::new(docs, false, Some(&guard.since));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "refresh from KMS failed; still serving the last good set");

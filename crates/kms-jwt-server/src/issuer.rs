@@ -93,30 +93,42 @@ impl Running {
     }
 
     /// Re-resolves the signing key every `every`: after a rotation, `/token` signs with the new
-    /// current key (and mints afresh), before the old one is retired.
-    pub(crate) async fn follow_rotations(self: Arc<Self>, every: Duration) {
+    /// current key (and mints afresh), long before the old one is retired, but not before this
+    /// server's JWKS has carried the new key for its whole cache lifetime: a verifier that
+    /// fetched the JWKS just before the key appeared must have had time to fetch it again.
+    pub(crate) async fn follow_rotations(self: Arc<Self>, served: crate::Served, every: Duration) {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
             tick.tick().await;
-            match FailoverSigner::builder(self.regions.clone(), &self.key).build().await {
-                Ok(fresh) => {
-                    let arn = fresh.arn();
-                    match self.issuer.set_signer(Arc::new(fresh)) {
-                        Ok(true) => crate::say(&format!("{} now names {arn}; POST /token signs with it", self.key)),
-                        Ok(false) => {}
-                        Err(e) => tracing::warn!(error = %e, "cannot sign with the new key; signing with the last one"),
-                    }
+            let fresh = match FailoverSigner::builder(self.regions.clone(), &self.key).build().await {
+                Ok(fresh) => fresh,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot re-resolve the signing key; signing with the last one");
+                    continue;
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot re-resolve the signing key; signing with the last one"),
+            };
+            let kid = fresh.public_key().thumbprint();
+            if kid == self.issuer.kid() {
+                continue;
+            }
+            let published = served.published_for(&kid).unwrap_or_default();
+            if published < served.max_age() {
+                tracing::info!(%kid, ?published, "a new current key; signing with it once verifiers can have it");
+                continue;
+            }
+            let arn = fresh.arn();
+            match self.issuer.set_signer(Arc::new(fresh)) {
+                Ok(true) => crate::say(&format!("{} now names {arn}; POST /token signs with it", self.key)),
+                Ok(false) => {}
+                Err(e) => crate::say(&format!("cannot sign with {arn}, signing with the last key: {e}")),
             }
         }
     }
 
     /// Reloads the policy on every SIGHUP.
-    pub(crate) async fn reload_on_sighup(self: Arc<Self>) {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+    pub(crate) async fn reload_on(self: Arc<Self>, mut hup: tokio::signal::unix::Signal) {
         while hup.recv().await.is_some() {
             self.reload();
         }

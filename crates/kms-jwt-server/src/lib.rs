@@ -5,6 +5,7 @@
 //! [`router`] builds the routes from their state, for any transport; [`serve`] runs them on a
 //! TCP listener with [`listener::Limits`] until SIGTERM or Ctrl-C.
 
+mod audit;
 mod documents;
 mod issuer;
 pub mod listener;
@@ -57,6 +58,8 @@ pub fn router<A: FromTokenRequest>(served: Served, token: Option<Arc<TokenRoute<
 /// bad policy or a typo in a key fails here, not at the first request.
 pub async fn serve(config: ServeConfig) -> Result<()> {
     let ServeConfig { source, listen, refresh, token, limits } = config;
+    // Taken first: a SIGHUP while the server starts is kept for later, not fatal.
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let issuer = match &token {
         Some(token) => {
             let key = source.keys.first().context("no key to sign with")?;
@@ -68,11 +71,13 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let route = issuer.as_ref().map(|running| Arc::new(TokenRoute::new(running.issuer.clone())));
     let app = router::<kms_jwt::issuer::StsProofs>(served.clone(), route);
-    let refresher = tokio::spawn(served.refresh(source, refresh));
+    let refresher = tokio::spawn(served.clone().refresh(source, refresh));
     let mut background = vec![refresher];
     if let Some(running) = issuer {
-        background.push(tokio::spawn(running.clone().reload_on_sighup()));
-        background.push(tokio::spawn(running.follow_rotations(refresh)));
+        background.push(tokio::spawn(running.clone().reload_on(hup)));
+        background.push(tokio::spawn(running.follow_rotations(served.clone(), refresh)));
+    } else {
+        background.push(tokio::spawn(ignore(hup)));
     }
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving");
@@ -82,6 +87,13 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         task.abort();
     }
     Ok(())
+}
+
+/// A server without a policy has nothing to reload.
+async fn ignore(mut hup: tokio::signal::unix::Signal) {
+    while hup.recv().await.is_some() {
+        say("SIGHUP: no token policy to reload");
+    }
 }
 
 async fn shutdown_signal() {

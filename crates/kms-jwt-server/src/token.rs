@@ -16,8 +16,10 @@ use kms_jwt::issuer::{
 };
 use tokio::sync::Semaphore;
 
-/// The largest `/token` request body.
-pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
+use crate::audit;
+
+/// The largest `/token` request body: room for a proof with a long session token.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 /// How long a client has to send its body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Requests decided at once; more get 503 at once rather than queueing.
@@ -59,15 +61,24 @@ pub(crate) async fn token<A: FromTokenRequest>(State(route): State<Arc<TokenRout
     let address = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let client = ClientInfo { address, request_id: request_id.clone() };
     let (parts, body) = request.into_parts();
+    let record = |refusal: &Refusal| AuditRecord {
+        decision: if refusal.kind == RefusalKind::Unavailable { AuditDecision::Error } else { AuditDecision::Deny },
+        reason: refusal.message.clone(),
+        ..AuditRecord::new(&client)
+    };
     let refuse = |refusal: Refusal| {
-        emit(&AuditRecord {
-            decision: if refusal.kind == RefusalKind::Unavailable { AuditDecision::Error } else { AuditDecision::Deny },
-            reason: refusal.message.clone(),
-            ..AuditRecord::new(&client)
-        });
+        audit::emit(&record(&refusal));
         answer(&request_id, Err(refusal))
     };
-    // The body first: a slow client holds its connection, not one of the permits.
+    // The address's rate before anything is read: a flood from one address costs no more than
+    // this, and leaves one audit line a minute, not one per request.
+    if let Err((refusal, first)) = route.issuer.admit(&client) {
+        if first {
+            audit::emit(&record(&refusal));
+        }
+        return answer(&request_id, Err(refusal));
+    }
+    // The body next: a slow client holds its connection, not one of the permits.
     let bytes = match read_body(body).await {
         Ok(bytes) => bytes,
         Err(refusal) => return refuse(refusal),
@@ -84,7 +95,7 @@ pub(crate) async fn token<A: FromTokenRequest>(State(route): State<Arc<TokenRout
         Err(refusal) => return refuse(refusal),
     };
     let outcome = route.issuer.issue(&ask, &credential, &client).await;
-    emit(&outcome.audit);
+    audit::emit(&outcome.audit);
     answer(&request_id, outcome.result.map(|issued| (issued.token, issued.expires_at)))
 }
 
@@ -137,15 +148,4 @@ fn answer(request_id: &str, result: Result<(String, i64), Refusal>) -> Response 
         headers.insert("x-request-id", id);
     }
     response
-}
-
-/// One audit line: JSON, without the `kms-jwt: ` prefix of the human messages, for log
-/// pipelines. `serde_json` escapes every control character, so no input can break the line.
-fn emit(record: &AuditRecord) {
-    if let Ok(line) = serde_json::to_string(record) {
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!("{line}");
-        }
-    }
 }

@@ -45,13 +45,20 @@ pub struct TokenRequest {
 
 /// Makes a proof with the credentials of `config` (the standard AWS chain: environment,
 /// profile, SSO, container or instance role) for the issuer `server_id`, naming STS in `region`.
+///
+/// A proof is used once, and two made with the same credentials in the same second are the
+/// same proof: workers that share a role would refuse each other's. So the proof is dated a
+/// random second of the last minute (well within the issuer's 5-minute window).
 pub async fn make_proof(config: &aws_config::SdkConfig, region: &str, server_id: &str) -> Result<Proof> {
     use aws_credential_types::provider::ProvideCredentials as _;
     let provider =
         config.credentials_provider().ok_or_else(|| Error::Config("no AWS credentials are configured".into()))?;
     let credentials =
         provider.provide_credentials().await.map_err(|e| Error::Config(format!("cannot load AWS credentials: {e}")))?;
-    sign_proof(&credentials, Some(region), server_id, SystemTime::now())
+    let mut random = [0u8; 1];
+    aws_lc_rs::rand::fill(&mut random).map_err(|_| Error::Config("no random numbers".into()))?;
+    let back = std::time::Duration::from_secs(u64::from(random[0] % 60));
+    sign_proof(&credentials, Some(region), server_id, SystemTime::now() - back)
 }
 
 /// Makes a proof with `credentials` for the issuer `server_id`, to be sent by the issuer to STS

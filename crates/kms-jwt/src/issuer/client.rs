@@ -1,7 +1,7 @@
 //! The client side of `POST /token`: a proof made with the caller's own credentials, sent to
 //! the issuer, and its answer read.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::{TokenRequest, make_proof};
 use crate::http::Http;
@@ -46,9 +46,9 @@ impl TokenClient {
 
     /// A token for `audience`, proving the identity of `config`'s credentials with a proof
     /// that names STS in `sts_region`. `ttl` asks for a lifetime (the issuer's rule decides
-    /// otherwise). Two proofs made with the same credentials within one second are the same
-    /// proof, which an issuer takes once: refused as used, this waits for the next second and
-    /// asks once more.
+    /// otherwise). A proof is used once, and callers that share credentials may by chance make
+    /// the same one ([`super::make_proof`]): refused as used, this asks again with a new one, a
+    /// few times.
     pub async fn token(
         &self,
         config: &aws_config::SdkConfig,
@@ -56,13 +56,16 @@ impl TokenClient {
         audience: &str,
         ttl: Option<Duration>,
     ) -> Result<IssuedToken> {
-        match self.ask(config, sts_region, audience, ttl).await {
-            Err(Error::IssuerRefused { status: 401, reason, .. }) if reason == "proof already used" => {
-                let into_second = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-                tokio::time::sleep(Duration::from_millis(1050 - u64::from(into_second.subsec_millis()))).await;
-                self.ask(config, sts_region, audience, ttl).await
+        let mut tries = 1;
+        loop {
+            match self.ask(config, sts_region, audience, ttl).await {
+                Err(Error::IssuerRefused { status: 401, reason, .. })
+                    if reason == "proof already used" && tries < 4 =>
+                {
+                    tries += 1;
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 

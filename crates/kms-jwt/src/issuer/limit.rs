@@ -1,9 +1,10 @@
 //! Rate limits: a one-minute window per key (a client address, an access key id, a principal).
-//! Memory is bounded: windows expire, and when the table is full of live ones a new key is
-//! refused (the caller answers "busy") rather than an old window forgotten, which would let a
-//! flood reset its own count.
+//! Memory is bounded: when the table is full, the oldest window goes. Refusing new keys instead
+//! would let a flood of made-up keys (access key ids are the caller's to choose) lock everyone
+//! else out; forgetting the oldest window at worst gives a flood a fresh count, which the
+//! limits before it (the address's) still bound.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -16,24 +17,30 @@ pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 pub(crate) enum Verdict {
     /// Within the limit.
     Allowed,
-    /// Over it; the window ends in this long.
-    Limited(Duration),
-    /// The table is full of live windows.
-    Full,
+    /// Over it; the window ends in `wait`. `first` for the first refusal of the window.
+    Limited { wait: Duration, first: bool },
+}
+
+#[derive(Default)]
+struct Windows {
+    /// Each key's window: when it started and how many requests it counted.
+    by_key: HashMap<String, (Instant, u32)>,
+    /// The windows in the order they started (a key's stale entries are skipped).
+    order: VecDeque<(Instant, String)>,
 }
 
 /// Requests per key per minute.
 pub(crate) struct RateLimiter {
     per_window: u32,
     capacity: usize,
-    windows: Mutex<HashMap<String, (Instant, u32)>>,
+    windows: Mutex<Windows>,
 }
 
 impl RateLimiter {
     /// At most `per_window` requests per key and window (0: no limit), for at most `capacity`
     /// keys at once.
     pub(crate) fn new(per_window: u32, capacity: usize) -> RateLimiter {
-        RateLimiter { per_window, capacity: capacity.max(1), windows: Mutex::new(HashMap::new()) }
+        RateLimiter { per_window, capacity: capacity.max(1), windows: Mutex::new(Windows::default()) }
     }
 
     /// Counts a request of `key` at `now`.
@@ -42,19 +49,35 @@ impl RateLimiter {
             return Verdict::Allowed;
         }
         let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
-        if !windows.contains_key(key) && windows.len() >= self.capacity {
-            windows.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
-            if windows.len() >= self.capacity {
-                return Verdict::Full;
+        let Windows { by_key, order } = &mut *windows;
+        let fresh = match by_key.get(key) {
+            Some((start, _)) => now.duration_since(*start) >= WINDOW,
+            None => true,
+        };
+        if fresh {
+            let live = |by_key: &HashMap<String, (Instant, u32)>, start: &Instant, key: &String| {
+                by_key.get(key).is_some_and(|(s, _)| s == start)
+            };
+            if !by_key.contains_key(key) {
+                while by_key.len() >= self.capacity {
+                    let Some((start, oldest)) = order.pop_front() else { break };
+                    if live(by_key, &start, &oldest) {
+                        by_key.remove(&oldest);
+                    }
+                }
             }
+            // A renewed window leaves its old place behind: drop those now and then.
+            if order.len() > 2 * self.capacity {
+                order.retain(|(start, k)| live(by_key, start, k));
+            }
+            by_key.insert(key.to_owned(), (now, 0));
+            order.push_back((now, key.to_owned()));
         }
-        let (start, count) = windows.entry(key.to_owned()).or_insert((now, 0));
-        if now.duration_since(*start) >= WINDOW {
-            *start = now;
-            *count = 0;
-        }
+        let (start, count) = by_key.get_mut(key).expect("the window was just made");
         if *count >= self.per_window {
-            return Verdict::Limited(WINDOW.saturating_sub(now.duration_since(*start)));
+            let first = *count == self.per_window;
+            *count = count.saturating_add(1);
+            return Verdict::Limited { wait: WINDOW.saturating_sub(now.duration_since(*start)), first };
         }
         *count += 1;
         Verdict::Allowed
@@ -87,21 +110,26 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(limiter.check("a", t0), Verdict::Allowed);
         assert_eq!(limiter.check("a", t0), Verdict::Allowed);
-        assert_eq!(limiter.check("a", t0 + Duration::from_secs(10)), Verdict::Limited(Duration::from_secs(50)));
+        let over = Verdict::Limited { wait: Duration::from_secs(50), first: true };
+        assert_eq!(limiter.check("a", t0 + Duration::from_secs(10)), over);
+        assert!(matches!(limiter.check("a", t0 + Duration::from_secs(10)), Verdict::Limited { first: false, .. }));
         assert_eq!(limiter.check("b", t0), Verdict::Allowed, "keys are counted apart");
         assert_eq!(limiter.check("a", t0 + WINDOW), Verdict::Allowed, "a new window");
         assert_eq!(RateLimiter::new(0, 1).check("a", t0), Verdict::Allowed, "0 is no limit");
     }
 
     #[test]
-    fn a_full_table_refuses_new_keys_until_windows_expire() {
-        let limiter = RateLimiter::new(5, 2);
+    fn a_full_table_lets_the_oldest_window_go_and_never_locks_new_keys_out() {
+        let limiter = RateLimiter::new(1, 2);
         let t0 = Instant::now();
-        limiter.check("a", t0);
-        limiter.check("b", t0);
-        assert_eq!(limiter.check("c", t0), Verdict::Full);
-        assert_eq!(limiter.check("a", t0), Verdict::Allowed, "known keys are still counted");
-        assert_eq!(limiter.check("c", t0 + WINDOW), Verdict::Allowed);
+        assert_eq!(limiter.check("a", t0), Verdict::Allowed);
+        assert_eq!(limiter.check("b", t0 + Duration::from_secs(1)), Verdict::Allowed);
+        // A flood of made-up keys: each is let in once, and the table stays at two.
+        for i in 0..1000 {
+            assert_eq!(limiter.check(&format!("forged-{i}"), t0 + Duration::from_secs(2)), Verdict::Allowed);
+        }
+        let windows = limiter.windows.lock().unwrap();
+        assert!(windows.by_key.len() <= 2 && windows.order.len() <= 5, "{}", windows.order.len());
     }
 
     #[test]

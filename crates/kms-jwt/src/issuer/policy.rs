@@ -93,6 +93,13 @@ impl TokenPolicy {
                 .iter()
                 .map(|p| ArnPattern::parse(p.get_ref()).map_err(|reason| bad(line(p.span().start), reason)))
                 .collect::<Result<Vec<_>>>()?;
+            if let Some(p) = rule.principals.iter().find(|p| p.get_ref().contains(":assumed-role/")) {
+                // A session is matched as its role: this pattern could never match.
+                return Err(bad(
+                    line(p.span().start),
+                    format!("{:?}: name the role (arn:...:iam::ACCOUNT:role/NAME), not its sessions", p.get_ref()),
+                ));
+            }
             if rule.audiences.is_empty() || rule.audiences.iter().any(String::is_empty) {
                 return Err(bad(at, "a rule needs at least one non-empty audience".into()));
             }
@@ -126,6 +133,12 @@ impl TokenPolicy {
     #[must_use]
     pub fn len(&self) -> usize {
         self.rules.len()
+    }
+
+    /// The longest lifetime any rule allows.
+    #[must_use]
+    pub fn longest_ttl(&self) -> Option<Duration> {
+        self.rules.iter().map(|r| r.max_ttl).max()
     }
 
     /// Whether the policy has no rule (and so denies everything).

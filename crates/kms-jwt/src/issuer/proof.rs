@@ -19,10 +19,12 @@ pub const MAX_PROOF_SKEW: Duration = Duration::from_secs(300);
 /// apart: it must be the body's, and is computed from the body anyway).
 pub const FORWARDED_HEADERS: [&str; 6] =
     ["authorization", "content-type", "host", "x-amz-date", "x-amz-security-token", SERVER_ID_HEADER];
-/// The most headers a proof may carry, and the longest name and value.
+/// The most headers a proof may carry, and the longest name and value (a session token, which
+/// AWS does not bound, may be longer than other values).
 const MAX_HEADERS: usize = 16;
 const MAX_HEADER_NAME: usize = 64;
 const MAX_HEADER_VALUE: usize = 4096;
+const MAX_SESSION_TOKEN: usize = 8192;
 
 /// A signed, unsent `sts:GetCallerIdentity` request, as the `/token` request carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,7 +35,8 @@ pub struct Proof {
     /// `https://sts.REGION.amazonaws.com/` or `https://sts.amazonaws.com/`.
     pub url: String,
     /// The request's headers, `Authorization` and `X-Amz-Date` among them. `Host` may be left
-    /// out (botocore leaves it to its HTTP client): it is then the URL's.
+    /// out (botocore leaves it to its HTTP client): it is then the URL's. Headers the signature
+    /// does not cover and STS does not need (`User-Agent`, ...) are dropped.
     pub headers: BTreeMap<String, String>,
     /// [`GET_CALLER_IDENTITY_BODY`].
     pub body: String,
@@ -59,16 +62,23 @@ pub struct ProofRules {
 }
 
 impl ProofRules {
-    /// The STS URLs a proof may name.
+    /// The STS URLs a proof may name: the region's, and the global one (in the `aws`
+    /// partition; China's regions have their own domain and no global endpoint).
     #[must_use]
-    pub fn allowed_urls(&self) -> [String; 2] {
-        [format!("https://sts.{}.amazonaws.com/", self.sts_region), "https://sts.amazonaws.com/".to_owned()]
+    pub fn allowed_urls(&self) -> Vec<String> {
+        if self.sts_region.starts_with("cn-") {
+            vec![format!("https://sts.{}.amazonaws.com.cn/", self.sts_region)]
+        } else {
+            vec![format!("https://sts.{}.amazonaws.com/", self.sts_region), "https://sts.amazonaws.com/".to_owned()]
+        }
     }
 }
 
 /// A proof that passed every check that can be made without sending it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckedProof {
+    /// The STS URL the proof names (one of [`ProofRules::allowed_urls`]).
+    pub url: String,
     /// The headers to send, lowercase names from [`FORWARDED_HEADERS`], `host` always among them.
     pub headers: Vec<(&'static str, String)>,
     /// The body to send.
@@ -110,13 +120,16 @@ impl Proof {
         }
         let allowed = rules.allowed_urls();
         if !allowed.contains(&self.url) {
-            return Err(reject(format!("the proof must be sent to {} or {}", allowed[0], allowed[1])));
+            return Err(reject(format!("the proof must be sent to {}", allowed.join(" or "))));
         }
         let url_host = self.url.trim_start_matches("https://").trim_end_matches('/');
         let url_region = if self.url == allowed[0] { rules.sts_region.as_str() } else { "us-east-1" };
         if self.headers.len() > MAX_HEADERS {
             return Err(reject("the proof has too many headers"));
         }
+        let authorization = self.header("authorization").ok_or_else(|| reject("the proof is not signed"))?;
+        let auth = parse_authorization(authorization)
+            .ok_or_else(|| reject("the proof's Authorization is not one AWS4-HMAC-SHA256 signature"))?;
         let mut names: Vec<String> = Vec::with_capacity(self.headers.len());
         for (name, value) in &self.headers {
             check_header(name, value)?;
@@ -125,26 +138,24 @@ impl Proof {
                 return Err(reject("the proof repeats a header"));
             }
             if lower == "content-length" {
-                if value.parse::<usize>().ok() != Some(self.body.len()) {
+                if *value != self.body.len().to_string() {
                     return Err(reject("the proof's Content-Length is not its body's length"));
                 }
-            } else if !FORWARDED_HEADERS.contains(&lower.as_str()) {
+            } else if !FORWARDED_HEADERS.contains(&lower.as_str()) && auth.signed_headers.contains(&lower.as_str()) {
+                // Signed, so STS would need it; not on the list, so it is not sent.
                 return Err(reject(format!(
-                    "the proof carries a header STS is not sent ({name}); allowed: {}",
+                    "the proof signs a header STS is not sent ({name}); allowed: {}",
                     FORWARDED_HEADERS.join(", ")
                 )));
             }
             names.push(lower);
         }
-        if !is_get_caller_identity(&self.body) {
-            return Err(reject("the proof must be sts:GetCallerIdentity (Version 2011-06-15) and nothing else"));
+        if self.body != GET_CALLER_IDENTITY_BODY {
+            return Err(reject(format!("the proof's body must be exactly {GET_CALLER_IDENTITY_BODY}")));
         }
         if self.header("host").is_some_and(|host| host != url_host) {
             return Err(reject("the proof's Host header must match its URL"));
         }
-        let authorization = self.header("authorization").ok_or_else(|| reject("the proof is not signed"))?;
-        let auth = parse_authorization(authorization)
-            .ok_or_else(|| reject("the proof's Authorization is not one AWS4-HMAC-SHA256 signature"))?;
         if auth.service != "sts" || auth.region != url_region {
             return Err(reject(format!("the proof must be signed for sts in {url_region}")));
         }
@@ -167,9 +178,10 @@ impl Proof {
         if !date_text.starts_with(auth.date) {
             return Err(reject("the proof's credential scope is not for its X-Amz-Date's day"));
         }
+        // Strictly within the window: a proof accepted at `now` is remembered past `now`.
         let skew = now.duration_since(date).unwrap_or_else(|e| e.duration());
-        if skew > MAX_PROOF_SKEW {
-            return Err(reject("the proof's X-Amz-Date is more than 5 minutes from the server's clock"));
+        if skew >= MAX_PROOF_SKEW {
+            return Err(reject("the proof's X-Amz-Date is 5 minutes or more from the server's clock"));
         }
         let mut headers: Vec<(&'static str, String)> = FORWARDED_HEADERS
             .iter()
@@ -179,6 +191,7 @@ impl Proof {
             headers.push(("host", url_host.to_owned()));
         }
         Ok(CheckedProof {
+            url: self.url.clone(),
             headers,
             body: GET_CALLER_IDENTITY_BODY,
             access_key_id: auth.access_key_id.to_owned(),
@@ -195,7 +208,8 @@ fn check_header(name: &str, value: &str) -> Result<(), Rejected> {
     if name.is_empty() || name.len() > MAX_HEADER_NAME || !name.bytes().all(tchar) {
         return Err(reject("the proof has a header name that is not an HTTP token"));
     }
-    if value.len() > MAX_HEADER_VALUE || !value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) {
+    let longest = if name.eq_ignore_ascii_case("x-amz-security-token") { MAX_SESSION_TOKEN } else { MAX_HEADER_VALUE };
+    if value.len() > longest || !value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) {
         return Err(reject(format!("the proof's {name} header is too long or has a character HTTP does not allow")));
     }
     Ok(())
@@ -245,14 +259,6 @@ fn parse_authorization(value: &str) -> Option<Authorization<'_>> {
         signed_headers,
         signature,
     })
-}
-
-/// The body, as form fields in any order, is exactly `Action=GetCallerIdentity` and
-/// `Version=2011-06-15`.
-fn is_get_caller_identity(body: &str) -> bool {
-    let mut fields: Vec<&str> = body.split('&').collect();
-    fields.sort_unstable();
-    fields == ["Action=GetCallerIdentity", "Version=2011-06-15"]
 }
 
 /// `20260101T120000Z` as a time.
@@ -350,17 +356,30 @@ mod tests {
         flaw(&|p| p.url = "https://sts.eu-west-1.amazonaws.com/".into(), "must be sent to");
         flaw(&set("Host", "attacker.example"), "Host");
         flaw(&set("host", "sts.amazonaws.com"), "repeats");
-        flaw(&set("X-Forwarded-For", "1.2.3.4"), "a header STS is not sent (X-Forwarded-For)");
-        flaw(&set("Transfer-Encoding", "chunked"), "not sent");
+        let signs = |name: &'static str| {
+            move |p: &mut Proof| {
+                p.headers.insert(name.to_owned(), "1".to_owned());
+                let auth = p.headers["Authorization"]
+                    .replace("SignedHeaders=", &format!("SignedHeaders={};", name.to_ascii_lowercase()));
+                p.headers.insert("Authorization".into(), auth);
+            }
+        };
+        flaw(&signs("X-Forwarded-For"), "the proof signs a header STS is not sent (X-Forwarded-For)");
+        flaw(&signs("Transfer-Encoding"), "not sent");
+        flaw(&signs("Amz-Sdk-Invocation-Id"), "not sent");
         flaw(&set("X-Amz-Security-Token", "a\r\nb: c"), "character HTTP does not allow");
         flaw(&set("X-Amz-Security-Token", "a\nb"), "character HTTP does not allow");
         flaw(&set("X-Amz-Security-Token", "\u{e9}"), "character HTTP does not allow");
-        flaw(&set("X-Amz-Security-Token", &"t".repeat(4097)), "too long");
+        flaw(&set("Content-Type", &"t".repeat(4097)), "too long");
         flaw(&set("bad name", "x"), "not an HTTP token");
         flaw(&set("", "x"), "not an HTTP token");
         flaw(&set("Content-Length", "5"), "Content-Length");
         flaw(&|p| p.body = "Action=AssumeRole&Version=2011-06-15".into(), "GetCallerIdentity");
         flaw(&|p| p.body.push_str("&RoleArn=x"), "GetCallerIdentity");
+        flaw(&|p| p.body = "Version=2011-06-15&Action=GetCallerIdentity".into(), "must be exactly");
+        flaw(&set("Content-Length", "+43"), "Content-Length");
+        flaw(&set("Content-Length", "043"), "Content-Length");
+        flaw(&set("X-Amz-Security-Token", &"t".repeat(8193)), "too long");
         flaw(&set(SERVER_ID_HEADER, "https://other.example"), "another server");
         flaw(&|p| _ = p.headers.remove("Authorization"), "not signed");
         flaw(&|p| _ = p.headers.remove("Content-Type"), "does not carry (content-type)");
@@ -403,6 +422,37 @@ mod tests {
         assert!(stale.check(&rules(), now).unwrap_err().to_string().contains("5 minutes"));
         let future = proof(now + Duration::from_secs(301));
         assert!(future.check(&rules(), now).unwrap_err().to_string().contains("5 minutes"));
+    }
+
+    #[test]
+    fn unsigned_headers_sts_does_not_need_are_dropped() {
+        let now = SystemTime::now();
+        let mut p = proof(now);
+        for (name, value) in
+            [("User-Agent", "aws-sdk-go/2"), ("Accept-Encoding", "identity"), ("X-Forwarded-For", "1.2.3.4")]
+        {
+            p.headers.insert(name.into(), value.into());
+        }
+        p.headers.insert("X-Amz-Security-Token".into(), "t".repeat(6000));
+        let checked = p.check(&rules(), now).unwrap();
+        let names: Vec<&str> = checked.headers.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            ["authorization", "content-type", "host", "x-amz-date", "x-amz-security-token", SERVER_ID_HEADER]
+        );
+        assert_eq!(checked.url, "https://sts.us-east-1.amazonaws.com/");
+    }
+
+    #[test]
+    fn the_window_is_strict_and_china_has_its_own_domain() {
+        let now = SystemTime::now();
+        let date = parse_amz_date(&amz_date(now)).unwrap();
+        let p = proof(date);
+        assert!(p.check(&rules(), date + MAX_PROOF_SKEW - Duration::from_secs(1)).is_ok());
+        let at_the_edge = p.check(&rules(), date + MAX_PROOF_SKEW).unwrap_err().to_string();
+        assert!(at_the_edge.contains("5 minutes"), "{at_the_edge}");
+        let cn = ProofRules { server_id: "s".into(), sts_region: "cn-north-1".into() };
+        assert_eq!(cn.allowed_urls(), ["https://sts.cn-north-1.amazonaws.com.cn/"]);
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub(crate) enum Replay {
     Used,
     /// The set is full of proofs still in their window.
     Full,
+    /// Its window has closed.
+    Expired,
 }
 
 #[derive(Default)]
@@ -43,6 +45,9 @@ impl ReplayCache {
         }
         if seen.signatures.contains(signature) {
             return Err(Replay::Used);
+        }
+        if until <= now {
+            return Err(Replay::Expired);
         }
         if seen.signatures.len() >= self.capacity {
             return Err(Replay::Full);
@@ -82,7 +87,9 @@ mod tests {
         assert_eq!(cache.reserve("a", until, now), Ok(()));
         assert_eq!(cache.reserve("a", until, now + Duration::from_secs(299)), Err(Replay::Used));
         assert_eq!(cache.reserve("b", until, now), Ok(()));
-        // Past the window the proof is stale anyway, and its signature is let go.
+        // Past the window the proof is stale anyway, and its signature is let go; a proof
+        // whose window has closed is never taken.
+        assert_eq!(cache.reserve("a", until, until), Err(Replay::Expired));
         assert_eq!(cache.reserve("c", until + Duration::from_secs(600), until), Ok(()));
         assert_eq!(cache.len(), 1);
         cache.release("c");
@@ -99,6 +106,7 @@ mod tests {
         }
         assert_eq!(cache.reserve("d", until, now), Err(Replay::Full));
         assert_eq!(cache.reserve("a", until, now), Err(Replay::Used), "still remembered");
-        assert_eq!(cache.reserve("d", until, until), Ok(()), "room again once the window closed");
+        let later = until + Duration::from_secs(300);
+        assert_eq!(cache.reserve("d", later, until), Ok(()), "room again once the windows closed");
     }
 }

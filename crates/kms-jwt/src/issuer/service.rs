@@ -4,11 +4,15 @@
 //!
 //! Checks run cheapest first, and every limit before the call it protects:
 //!
-//! 1. the client address's rate (before anything is parsed);
+//! 1. the client address's rate ([`Issuer::admit`], which a transport calls before it reads
+//!    the request);
 //! 2. the lifetime asked for (whole seconds, at least a minute);
 //! 3. the credential, offline (for a proof: everything but its signature);
-//! 4. the access key id's rate, then single use (a proof's signature);
-//! 5. the caller, from STS;
+//! 4. the rate of the access key id from this address (a key id is the caller's to claim until
+//!    STS has checked it, so it is counted per address: nobody can spend another's quota), then
+//!    single use (a proof's signature);
+//! 5. the caller, from STS; a proof STS refuses is forgotten (it is worthless), so forged proofs
+//!    hold no place in the replay set;
 //! 6. the principal's rate, then the policy;
 //! 7. the token, from a cache keyed by claims and lifetime.
 
@@ -33,8 +37,8 @@ pub const ACCOUNT_CLAIM: &str = "aws_account";
 pub struct IssuerConfig {
     /// The `iss` of every token.
     pub issuer: String,
-    /// Tokens per principal per minute; the same number of requests per access key id, counted
-    /// before STS is asked.
+    /// Tokens per principal per minute; the same number of requests per access key id and
+    /// client address, counted before STS is asked.
     pub rate_limit: u32,
     /// Requests per client address (an IPv6 client's /64) per minute, counted first; 0 turns
     /// it off (behind a load balancer every request comes from its addresses).
@@ -43,7 +47,7 @@ pub struct IssuerConfig {
     pub cache_capacity: usize,
     /// Proofs remembered within their window; when full, new ones are refused.
     pub replay_capacity: usize,
-    /// Keys each rate limiter tracks at once; when full, new ones are refused.
+    /// Keys each rate limiter tracks at once; when full, the oldest window is forgotten.
     pub limiter_capacity: usize,
 }
 
@@ -220,11 +224,23 @@ impl<A: Authenticator> Issuer<A> {
     }
 
     /// Signs with `signer` from now on, if it is another key than the current one (a rotation);
-    /// its tokens are minted afresh. Whether the key changed.
+    /// its tokens are minted afresh. Whether the key changed. A key whose lifetime policy is
+    /// shorter than a rule of the policy in force is refused, and the current key kept: every
+    /// token that rule allows would fail.
     pub fn set_signer(&self, signer: Arc<dyn Signer>) -> Result<bool> {
         let kid = signer.public_key().thumbprint();
         if self.minting.read().unwrap_or_else(PoisonError::into_inner).kid == kid {
             return Ok(false);
+        }
+        let policy = self.policy.read().unwrap_or_else(PoisonError::into_inner).clone();
+        if let (Some(limit), Some(longest)) = (signer.max_token_ttl(), policy.longest_ttl())
+            && longest > limit
+        {
+            return Err(crate::Error::Refused(format!(
+                "key {kid} allows tokens of at most {}, less than the policy's max_ttl of {}",
+                humantime::format_duration(limit),
+                humantime::format_duration(longest)
+            )));
         }
         let fresh = Arc::new(Minting::new(signer, self.config.cache_capacity)?);
         *self.minting.write().unwrap_or_else(PoisonError::into_inner) = fresh;
@@ -237,7 +253,18 @@ impl<A: Authenticator> Issuer<A> {
         self.minting.read().unwrap_or_else(PoisonError::into_inner).kid.clone()
     }
 
-    /// Decides one request.
+    /// The client address's rate: a transport asks before it reads the request, so that a
+    /// flood from one address costs no more than this. `Err` with the refusal to answer, and
+    /// whether it is the first of the window (worth an audit line; the rest are not).
+    pub fn admit(&self, client: &ClientInfo) -> std::result::Result<(), (Refusal, bool)> {
+        let Some(address) = client.address else { return Ok(()) };
+        match self.by_address.check(&address_key(address), Instant::now()) {
+            Verdict::Allowed => Ok(()),
+            Verdict::Limited { wait, first } => Err((limited(wait), first)),
+        }
+    }
+
+    /// Decides one request (after [`Issuer::admit`]).
     pub async fn issue(&self, ask: &TokenAsk, credential: &A::Credential, client: &ClientInfo) -> Outcome {
         let mut audit = AuditRecord { audience: Some(ask.audience.clone()), ..AuditRecord::new(client) };
         let result = self.decide(ask, credential, client, &mut audit).await;
@@ -264,26 +291,29 @@ impl<A: Authenticator> Issuer<A> {
         client: &ClientInfo,
         audit: &mut AuditRecord,
     ) -> std::result::Result<Issued, Refusal> {
-        let now = Instant::now();
-        if let Some(address) = client.address {
-            limit(&self.by_address, &address_key(address), now)?;
-        }
+        let (now, clock) = (Instant::now(), SystemTime::now());
         let ttl = ask.ttl.as_deref().map(parse_ttl).transpose()?;
-        let (precheck, checked) = self.authenticator.precheck(credential, SystemTime::now())?;
+        let (precheck, checked) = self.authenticator.precheck(credential, clock)?;
         audit.access_key_id.clone_from(&precheck.access_key_id);
         if let Some(key) = &precheck.access_key_id {
-            limit(&self.by_key, key, now)?;
+            let from = client.address.map_or_else(|| "-".to_owned(), address_key);
+            limit(&self.by_key, &format!("{from} {key}"), now)?;
         }
         let single_use = precheck.single_use;
         if let Some((value, until)) = &single_use {
-            self.replay.reserve(value, *until, SystemTime::now()).map_err(|replay| match replay {
+            // The same clock as the check: a proof accepted is remembered past this moment.
+            self.replay.reserve(value, *until, clock).map_err(|replay| match replay {
                 Replay::Used => Refusal::new(RefusalKind::Unauthenticated, "proof already used"),
+                Replay::Expired => Refusal::new(RefusalKind::Unauthenticated, "the proof's window has closed"),
                 Replay::Full => busy(),
             })?;
         }
         let result = self.decide_for(ask, ttl, &checked, audit, now).await;
-        // A proof that met a failure of the issuer's, not the caller's, may be tried again.
-        if let (Err(Refusal { kind: RefusalKind::Unavailable, .. }), Some((value, _))) = (&result, &single_use) {
+        // A credential STS refused is worthless, and one that met a failure of the issuer's (STS
+        // or KMS unavailable) may be tried again: neither holds a place.
+        if let (Err(refusal), Some((value, _))) = (&result, &single_use)
+            && (refusal.kind == RefusalKind::Unavailable || audit.arn.is_none())
+        {
             self.replay.release(value);
         }
         result
@@ -340,15 +370,18 @@ fn busy() -> Refusal {
     Refusal::retry(RefusalKind::Unavailable, "the issuer is busy, retry shortly", Duration::from_secs(1))
 }
 
+fn limited(wait: Duration) -> Refusal {
+    Refusal::retry(
+        RefusalKind::Limited,
+        "rate limit exceeded, retry in a minute",
+        Duration::from_secs(wait.as_secs().max(1)),
+    )
+}
+
 fn limit(limiter: &RateLimiter, key: &str, now: Instant) -> std::result::Result<(), Refusal> {
     match limiter.check(key, now) {
         Verdict::Allowed => Ok(()),
-        Verdict::Limited(wait) => Err(Refusal::retry(
-            RefusalKind::Limited,
-            "rate limit exceeded, retry in a minute",
-            Duration::from_secs(wait.as_secs().max(1)),
-        )),
-        Verdict::Full => Err(busy()),
+        Verdict::Limited { wait, .. } => Err(limited(wait)),
     }
 }
 

@@ -22,27 +22,26 @@ const STS_RETRY_AFTER: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct StsProofs {
     rules: ProofRules,
-    url: String,
+    /// Where every proof is sent (`LocalStack`, a VPC endpoint); `None`: the STS URL the proof
+    /// names, which is one of the rules' fixed URLs, never a host a client chose.
+    endpoint: Option<String>,
     http: Http,
 }
 
 impl StsProofs {
-    /// Proofs must meet `rules`; they are sent to `endpoint` (`None`: the regional STS URL of
-    /// the rules' region). An endpoint must be `https://`, or `http://` on a loopback address
-    /// (`LocalStack`): a proof carries a bearer credential for its date window.
+    /// Proofs must meet `rules`; they are sent to `endpoint` (`None`: the STS URL each proof
+    /// names, the region's or the global one). An endpoint must be `https://`, or `http://` on
+    /// a loopback address (`LocalStack`): a proof carries a bearer credential for its window.
     pub fn new(rules: ProofRules, endpoint: Option<&str>) -> Result<StsProofs> {
-        let url = match endpoint {
-            Some(url) => check_endpoint(url)?,
-            None => rules.allowed_urls()[0].clone(),
-        };
+        let endpoint = endpoint.map(check_endpoint).transpose()?;
         let http = Http::new(STS_TIMEOUT).map_err(|e| Error::Config(e.to_string()))?;
-        Ok(StsProofs { rules, url, http })
+        Ok(StsProofs { rules, endpoint, http })
     }
 
-    /// Where proofs are sent.
+    /// Where proofs are sent, in words.
     #[must_use]
-    pub fn endpoint(&self) -> &str {
-        &self.url
+    pub fn endpoint(&self) -> String {
+        self.endpoint.clone().unwrap_or_else(|| self.rules.allowed_urls().join(" or "))
     }
 
     /// The rules proofs must meet.
@@ -52,20 +51,22 @@ impl StsProofs {
     }
 }
 
-/// `https://` anywhere, `http://` only to a loopback address.
+/// `https://` anywhere, `http://` only to a loopback address; no user info, which would let
+/// `http://localhost:1@elsewhere/` pass for loopback. Read as the HTTP client reads it.
 fn check_endpoint(url: &str) -> Result<String> {
     let bad = || Error::Config(format!("the sts endpoint must be https (or http on a loopback address), not {url:?}"));
-    if url.starts_with("https://") {
-        return Ok(url.to_owned());
+    let uri: http::Uri = url.parse().map_err(|_| bad())?;
+    let authority = uri.authority().ok_or_else(bad)?;
+    if authority.as_str().contains('@') {
+        return Err(bad());
     }
-    let rest = url.strip_prefix("http://").ok_or_else(bad)?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
-    };
+    let host = authority.host().trim_start_matches('[').trim_end_matches(']');
     let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    if loopback { Ok(url.to_owned()) } else { Err(bad()) }
+    match uri.scheme_str() {
+        Some("https") => Ok(url.to_owned()),
+        Some("http") if loopback => Ok(url.to_owned()),
+        _ => Err(bad()),
+    }
 }
 
 impl Authenticator for StsProofs {
@@ -78,8 +79,12 @@ impl Authenticator for StsProofs {
         let precheck = Precheck {
             access_key_id: Some(checked.access_key_id.clone()),
             // A signature covers the request, not the access key id: two keys with one secret
-            // (LocalStack's) sign alike. The pair is what was used.
-            single_use: Some((format!("{} {}", checked.access_key_id, checked.signature), checked.valid_until)),
+            // (LocalStack's) sign alike. The pair is what was used; the id in one case, as IAM
+            // key ids are upper case and a caller must not make a new pair by changing it.
+            single_use: Some((
+                format!("{} {}", checked.access_key_id.to_ascii_uppercase(), checked.signature),
+                checked.valid_until,
+            )),
         };
         Ok((precheck, checked))
     }
@@ -87,8 +92,9 @@ impl Authenticator for StsProofs {
     async fn authenticate(&self, proof: &CheckedProof) -> Result<Caller, Refusal> {
         let unavailable = || Refusal::retry(RefusalKind::Unavailable, "sts is unavailable", STS_RETRY_AFTER);
         let headers = proof.headers.iter().map(|(k, v)| (*k, v.as_str()));
+        let url = self.endpoint.as_deref().unwrap_or(&proof.url);
         let answer =
-            self.http.post(&self.url, headers, proof.body.as_bytes().to_vec(), MAX_STS_ANSWER).await.map_err(|e| {
+            self.http.post(url, headers, proof.body.as_bytes().to_vec(), MAX_STS_ANSWER).await.map_err(|e| {
                 tracing::warn!(error = %e, "sts unreachable");
                 unavailable()
             })?;

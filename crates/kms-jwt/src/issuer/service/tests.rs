@@ -10,7 +10,10 @@ struct Fake {
     arn: &'static str,
     key: &'static str,
     nonce: String,
+    /// Whether it passes the offline checks.
     valid: bool,
+    /// Whether STS accepts its signature.
+    signed: bool,
 }
 
 /// Authenticates [`Fake`] credentials and counts the calls that stand for STS.
@@ -36,6 +39,9 @@ impl Authenticator for Counting {
 
     async fn authenticate(&self, c: &Fake) -> std::result::Result<Caller, Refusal> {
         self.authenticated.fetch_add(1, Ordering::SeqCst);
+        if !c.signed {
+            return Err(Refusal::new(RefusalKind::Unauthenticated, "sts rejected the proof"));
+        }
         let principal = match c.arn.split_once(":assumed-role/") {
             Some((head, rest)) => {
                 format!("{}:role/{}", head.replace(":sts:", ":iam:"), rest.split('/').next().unwrap())
@@ -57,7 +63,7 @@ claims     = { team = "platform" }
 static NONCE: AtomicUsize = AtomicUsize::new(0);
 
 fn credential(arn: &'static str, key: &'static str) -> Fake {
-    Fake { arn, key, nonce: format!("n{}", NONCE.fetch_add(1, Ordering::SeqCst)), valid: true }
+    Fake { arn, key, nonce: format!("n{}", NONCE.fetch_add(1, Ordering::SeqCst)), valid: true, signed: true }
 }
 
 fn session() -> Fake {
@@ -80,6 +86,20 @@ fn ask(audience: &str, ttl: Option<&str>) -> TokenAsk {
 
 fn kind(outcome: &Outcome) -> Option<RefusalKind> {
     outcome.result.as_ref().err().map(|r| r.kind)
+}
+
+/// As a transport asks: the address first, then the request.
+async fn transport(issuer: &Issuer<Counting>, ask: &TokenAsk, c: &Fake, client: &ClientInfo) -> Option<RefusalKind> {
+    if let Err((refusal, _)) = issuer.admit(client) {
+        return Some(refusal.kind);
+    }
+    kind(&issuer.issue(ask, c, client).await)
+}
+
+/// A proof made up by someone without the credentials: it passes the offline checks (they
+/// cannot check a signature), and STS refuses it.
+fn forged(key: &'static str) -> Fake {
+    Fake { signed: false, ..credential("arn:aws:sts::111122223333:assumed-role/ci-build/x", key) }
 }
 
 #[tokio::test]
@@ -173,28 +193,93 @@ async fn a_full_replay_cache_refuses_with_unavailable() {
 async fn limits_apply_before_sts_by_address_and_access_key_and_after_by_principal() {
     let config = IssuerConfig { rate_limit: 5, address_rate_limit: 20, ..IssuerConfig::new("https://issuer.example") };
     let (issuer, _) = issuer(config);
+    let here = client("192.0.2.7");
     // One access key, denied by the policy every time: STS hears of it five times only.
     let mut kinds = std::collections::BTreeMap::new();
     for _ in 0..12 {
-        let outcome = issuer.issue(&ask("other", None), &session(), &client("192.0.2.7")).await;
-        *kinds.entry(format!("{:?}", kind(&outcome))).or_insert(0) += 1;
+        let outcome = transport(&issuer, &ask("other", None), &session(), &here).await;
+        *kinds.entry(format!("{outcome:?}")).or_insert(0) += 1;
     }
     assert_eq!(issuer.authenticator.authenticated.load(Ordering::SeqCst), 5, "{kinds:?}");
     assert_eq!(kinds["Some(Limited)"], 7);
     // The same address is limited at 20 whatever the credentials, before they are looked at.
     let mut limited = 0;
     for _ in 0..12 {
-        let forged = Fake { valid: false, ..session() };
-        if kind(&issuer.issue(&ask("api", None), &forged, &client("192.0.2.7")).await) == Some(RefusalKind::Limited) {
+        let malformed = Fake { valid: false, ..session() };
+        if transport(&issuer, &ask("api", None), &malformed, &here).await == Some(RefusalKind::Limited) {
             limited += 1;
         }
     }
     assert_eq!(limited, 4, "12 + 8 requests reach the limit of 20");
     // Another address and key, same principal: the principal's limit (after STS) holds.
     let fresh = credential("arn:aws:sts::111122223333:assumed-role/ci-build/run-8", "ASIAOTHER");
-    let outcome = issuer.issue(&ask("api", None), &fresh, &client("198.51.100.1")).await;
-    assert_eq!(kind(&outcome), Some(RefusalKind::Limited));
+    assert_eq!(
+        transport(&issuer, &ask("api", None), &fresh, &client("198.51.100.1")).await,
+        Some(RefusalKind::Limited)
+    );
     assert_eq!(issuer.authenticator.authenticated.load(Ordering::SeqCst), 6);
+}
+
+/// Review 2, finding 1: forged proofs cost an STS call each, but hold no place in the replay
+/// set nor lock anyone out, however many key ids they claim.
+#[tokio::test]
+async fn forged_proofs_with_made_up_key_ids_do_not_fill_the_replay_set() {
+    const KEYS: [&str; 4] = ["AKIAFORGED1", "AKIAFORGED2", "AKIAFORGED3", "AKIAFORGED4"];
+    let config =
+        IssuerConfig { replay_capacity: 10, address_rate_limit: 0, ..IssuerConfig::new("https://issuer.example") };
+    let (issuer, _) = issuer(config);
+    for i in 0..100 {
+        let from = client(&format!("203.0.113.{}", i % 50));
+        let outcome = issuer.issue(&ask("api", None), &forged(KEYS[i % 4]), &from).await;
+        assert_eq!(kind(&outcome), Some(RefusalKind::Unauthenticated), "{i}");
+    }
+    let outcome = issuer.issue(&ask("api", None), &session(), &client("192.0.2.7")).await;
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+}
+
+/// Review 2, finding 2: a key id is not a secret, so forged proofs that claim it must not
+/// spend its owner's quota from elsewhere.
+#[tokio::test]
+async fn a_victims_key_id_cannot_be_locked_out_from_another_address() {
+    let (issuer, _) = issuer(IssuerConfig { rate_limit: 5, ..IssuerConfig::new("https://issuer.example") });
+    let attacker = client("203.0.113.9");
+    for _ in 0..20 {
+        let refused = transport(&issuer, &ask("api", None), &forged("ASIAKEY"), &attacker).await;
+        assert!(matches!(refused, Some(RefusalKind::Unauthenticated | RefusalKind::Limited)));
+    }
+    let victim = transport(&issuer, &ask("api", None), &session(), &client("192.0.2.7")).await;
+    assert_eq!(victim, None, "the owner of ASIAKEY, from its own address");
+}
+
+/// Review 2, finding 14: a rotation to a key that allows shorter tokens than the policy does
+/// is refused, and signing goes on with the key in use.
+#[tokio::test]
+async fn a_new_key_with_a_shorter_lifetime_than_the_policy_is_not_taken() {
+    /// A local key with a lifetime policy.
+    struct Limited(LocalSigner, Duration);
+    impl Signer for Limited {
+        fn algorithm(&self) -> Algorithm {
+            self.0.algorithm()
+        }
+        fn public_key(&self) -> &crate::PublicKey {
+            self.0.public_key()
+        }
+        fn sign_digest<'a>(&'a self, digest: &'a aws_lc_rs::digest::Digest) -> crate::SignatureFuture<'a> {
+            self.0.sign_digest(digest)
+        }
+        fn max_token_ttl(&self) -> Option<Duration> {
+            Some(self.1)
+        }
+    }
+    let (issuer, _) = issuer(IssuerConfig::new("https://issuer.example"));
+    let kid = issuer.kid();
+    let short = Arc::new(Limited(LocalSigner::generate(Algorithm::ES256).unwrap(), Duration::from_secs(600)));
+    let err = issuer.set_signer(short).unwrap_err().to_string();
+    assert!(err.contains("at most 10m, less than the policy's max_ttl of 30m"), "{err}");
+    assert_eq!(issuer.kid(), kid, "the key in use stays");
+    assert!(issuer.issue(&ask("api", None), &session(), &client("192.0.2.7")).await.result.is_ok());
+    let long = Arc::new(Limited(LocalSigner::generate(Algorithm::ES256).unwrap(), Duration::from_secs(3600)));
+    assert!(issuer.set_signer(long).unwrap());
 }
 
 #[tokio::test]
