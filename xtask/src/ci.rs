@@ -21,15 +21,25 @@ pub(crate) fn run() -> Result<()> {
     script("checkov.sh", &[]).context("checkov found failed checks in infra/")?;
     step("parliament over every IAM policy the Terraform module writes (offline)");
     script("iam-lint.sh", &[]).context("parliament found problems in infra/'s IAM policies")?;
-    step("cargo package: the library, the server and the CLI as crates.io would get them");
-    cargo(&["package", "--no-verify", "-p", "kms-jwt", "-p", "kms-jwt-server", "-p", "kms-jwt-cli"], &[])?;
+    step(
+        "every feature set a user can pick: the library alone, as a dependency builds it (no dev-dependency lends it a feature)",
+    );
+    for features in LIBRARY_FEATURE_SETS {
+        let args = ["clippy", "-p", "kms-jwt", "--lib", "--no-default-features", "--features", features];
+        cargo(&[&args[..], &["--", "-D", "warnings"]].concat(), &[])?;
+    }
+    step("crates outside the workspace that depend on the library: a verifying service, a signing one");
+    consumers()?;
+    step("cargo package: the library (built from its package), the server and the CLI");
+    cargo(&["package", "-p", "kms-jwt"], &[])?;
+    cargo(&["package", "--no-verify", "-p", "kms-jwt-server", "-p", "kms-jwt-cli"], &[])?;
     step("building the tests and the examples");
     cargo(&["test", "--workspace", "--all-features", "--no-run"], &[])?;
     cargo(&["build", "--workspace", "--all-features", "--examples"], &[])?;
     // The binaries just built: `cargo run -p kms-jwt` would resolve other features and build
     // the dependencies a second time. (The next step builds the examples without `kms`.)
     step("running the examples");
-    for example in ["mint_in_axum", "verify_from_issuer"] {
+    for example in ["mint_in_axum", "verify_from_issuer", "axum_api"] {
         let path = crate::repo_root().join("target/debug/examples").join(example);
         let status = Command::new(&path).status().with_context(|| format!("cannot run {}", path.display()))?;
         anyhow::ensure!(status.success(), "example {example} failed");
@@ -69,6 +79,26 @@ pub(crate) fn run() -> Result<()> {
     step("ci passed");
     Ok(())
 }
+/// The feature sets `cargo xtask ci` checks the library with, one at a time and without
+/// dev-dependencies: each alone, and all together.
+const LIBRARY_FEATURE_SETS: [&str; 6] = ["", "remote", "axum", "kms", "fuzzing", "kms,remote,axum"];
+
+/// Builds and runs the crates in `xtask/consumers/`, each its own workspace, with the
+/// repository's lock file (so the same versions, and the build's artifacts, are reused).
+fn consumers() -> Result<()> {
+    let root = crate::repo_root();
+    for consumer in ["verify-only", "with-kms"] {
+        let dir = root.join("xtask/consumers").join(consumer);
+        std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).context("cannot copy Cargo.lock")?;
+        let manifest = dir.join("Cargo.toml");
+        let target = root.join("target");
+        let manifest = manifest.to_str().context("a UTF-8 path")?;
+        let target = target.to_str().context("a UTF-8 path")?;
+        cargo(&["run", "--quiet", "--manifest-path", manifest, "--target-dir", target], &[])?;
+    }
+    Ok(())
+}
+
 /// A Docker API for testcontainers: a Docker engine that answers, else Podman with the locally
 /// built LocalStack image (`scripts/container-engine.sh` says which); Podman and the tests'
 /// containers are stopped on drop, also when a step fails.

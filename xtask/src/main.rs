@@ -6,7 +6,6 @@ mod bench;
 mod ci;
 mod demo;
 mod localstack;
-mod public_key;
 
 use std::process::ExitCode;
 
@@ -31,8 +30,8 @@ enum Command {
     Provision(keyset::ProvisionArgs),
     /// Rotate a key set through its aliases: `kms-jwt keyset rotate`
     Rotate(keyset::RotateArgs),
-    /// Export a key set's public key as PEM, JWK or JWKS
-    PublicKey(public_key::Args),
+    /// Export a key set's public key as PEM, JWK or JWKS: `kms-jwt public-key`
+    PublicKey(kms_jwt_cli::keys::PublicKeyArgs),
     /// Start, stop or check the local `LocalStack` (KMS, STS, IAM) used by tests and the demo
     Localstack(localstack::Args),
     /// The whole seed flow against `LocalStack`, narrated
@@ -49,7 +48,7 @@ fn main() -> ExitCode {
     let result = match xtask.command {
         Command::Provision(args) => block_on(keyset::provision(args, &kms)).map(drop),
         Command::Rotate(args) => block_on(keyset::rotate(args, &kms)).map(drop),
-        Command::PublicKey(args) => block_on(public_key::run(args, &kms)),
+        Command::PublicKey(args) => block_on(kms_jwt_cli::keys::public_key(args, &kms)).map(drop),
         Command::Localstack(args) => localstack::run(&args),
         Command::Demo => demo::run(&kms),
         Command::Ci => ci::run(),

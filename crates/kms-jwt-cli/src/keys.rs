@@ -3,7 +3,7 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 use kms_jwt::Algorithm;
 use kms_jwt::kms::KmsOptions;
@@ -20,26 +20,31 @@ pub struct JwksArgs {
     alg: Option<Algorithm>,
 }
 
-/// Print the public key of a KMS key as PEM or JWK
+/// Print the public key of a KMS key as PEM or JWK, or a key set's JWKS
 #[derive(Args)]
 pub struct PublicKeyArgs {
-    /// Key id, ARN, alias/NAME or NAME
-    #[arg(long, value_name = "KEY")]
+    /// Key id, ARN, alias/NAME or NAME (pem and jwk: the alias's current key)
+    #[arg(long, visible_alias = "alias", value_name = "KEY")]
     key: String,
 
-    /// Output format
+    /// Output format: pem or jwk for the key, jwks for every published key of its set
     #[arg(long, value_enum, default_value_t = Format::Pem)]
     format: Format,
 
     /// Algorithm the JWK is published for (default: the key spec's default)
     #[arg(long, value_name = "ALG")]
     alg: Option<Algorithm>,
+
+    /// Write to FILE instead of standard output
+    #[arg(long, value_name = "FILE")]
+    out: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Pem,
     Jwk,
+    Jwks,
 }
 
 /// Runs `kms-jwt jwks`.
@@ -49,15 +54,24 @@ pub async fn jwks(args: JwksArgs, opts: &KmsOptions) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs `kms-jwt public-key`.
+/// Runs `kms-jwt public-key` (and `cargo xtask public-key`).
 pub async fn public_key(args: PublicKeyArgs, opts: &KmsOptions) -> Result<ExitCode> {
-    // One key: the alias's current key, not its whole set.
-    let info = opts.connect().await?.describe_signing_key(&args.key).await?;
-    let jwk = info.jwk(info.algorithm(args.alg)?);
-    let text = match args.format {
-        Format::Pem => jwk.key.to_pem(),
-        Format::Jwk => format!("{}\n", serde_json::to_string_pretty(&jwk.to_json())?),
+    let kms = opts.connect().await?;
+    let text = if let Format::Jwks = args.format {
+        let jwks = kms_jwt::publish::jwks_from_kms(&kms, std::slice::from_ref(&args.key), args.alg).await?;
+        format!("{}\n", serde_json::to_string_pretty(&jwks.to_json())?)
+    } else {
+        // One key: the alias's current key, not its whole set.
+        let info = kms.describe_signing_key(&args.key).await?;
+        let jwk = info.jwk(info.algorithm(args.alg)?);
+        match args.format {
+            Format::Pem => jwk.key.to_pem(),
+            _ => format!("{}\n", serde_json::to_string_pretty(&jwk.to_json())?),
+        }
     };
-    std::io::stdout().lock().write_all(text.as_bytes())?;
+    match &args.out {
+        Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?,
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use clap::{ArgGroup, Args};
 use kms_jwt::kms::KmsOptions;
+use kms_jwt::remote::RemoteJwks;
 use kms_jwt::{Algorithm, Claims, Jwks, TokenError, Verifier, VerifyingKey};
 use serde_json::value::RawValue;
 
@@ -13,7 +14,7 @@ use crate::input;
 
 /// Verify tokens; print the claims (exit 0) or the reason (exit 1)
 #[derive(Args)]
-#[command(group(ArgGroup::new("keys").required(true).args(["jwks", "pem", "key"])))]
+#[command(group(ArgGroup::new("keys").required(true).args(["jwks", "pem", "key", "issuer_url"])))]
 pub struct VerifyArgs {
     /// The token, or - to read one token from standard input
     #[arg(value_name = "TOKEN|-", required_unless_present = "batch", conflicts_with = "batch")]
@@ -34,6 +35,10 @@ pub struct VerifyArgs {
     /// Verify against the public key of this KMS key (repeatable)
     #[arg(long, value_name = "KEY")]
     key: Vec<String>,
+
+    /// Verify as a third party that knows only the issuer: its discovery document names the JWKS (https, or http on loopback), and iss must be this URL
+    #[arg(long, value_name = "URL", conflicts_with = "iss")]
+    issuer_url: Option<String>,
 
     /// Pin the keys to this algorithm (default: the JWK's alg, else RS256 for RSA, the curve's ES* for EC)
     #[arg(long, value_name = "ALG")]
@@ -57,6 +62,19 @@ pub struct VerifyArgs {
 }
 
 async fn build_verifier(args: &VerifyArgs, opts: &KmsOptions) -> Result<Verifier> {
+    if let Some(url) = &args.issuer_url {
+        let mut remote = RemoteJwks::from_issuer(url)?.leeway(args.leeway);
+        for aud in &args.aud {
+            remote = remote.audience(aud);
+        }
+        if args.any_audience {
+            remote = remote.allow_any_audience();
+        }
+        if let Some(alg) = args.alg {
+            anyhow::bail!("--alg {alg} cannot be used with --issuer-url: the issuer's JWKS pins each key's algorithm");
+        }
+        return Ok(remote.build()?.snapshot().await?);
+    }
     let verifier = if let Some(path) = &args.jwks {
         let text = input::read_text(path, "JWKS")?;
         Verifier::from_jwks(&Jwks::parse(text.as_bytes()).with_context(|| format!("in {path}"))?, args.alg)?

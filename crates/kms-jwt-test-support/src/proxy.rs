@@ -16,6 +16,8 @@ pub struct Exchange {
     pub n: usize,
     /// The method.
     pub method: Method,
+    /// The path.
+    pub path: String,
     /// The request's headers.
     pub headers: HeaderMap,
     /// The request body.
@@ -82,6 +84,8 @@ pub struct FaultProxy {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     seen: Arc<Mutex<Vec<Exchange>>>,
+    /// The status of each answer given, in order.
+    answered: Arc<Mutex<Vec<u16>>>,
 }
 
 impl FaultProxy {
@@ -94,6 +98,8 @@ impl FaultProxy {
     pub fn start(target: &str, hook: impl Fn(&Exchange) -> Action + Send + Sync + 'static) -> FaultProxy {
         let (target, hook): (String, Hook) = (target.trim_end_matches('/').to_owned(), Arc::new(hook));
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let answered = Arc::new(Mutex::new(Vec::new()));
+        let statuses = answered.clone();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -103,16 +109,20 @@ impl FaultProxy {
             runtime.block_on(async move {
                 let http = reqwest::Client::new();
                 let handler = move |method: Method, uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
-                    let (hook, http, record) = (hook.clone(), http.clone(), record.clone());
+                    let (hook, http, record, statuses) = (hook.clone(), http.clone(), record.clone(), statuses.clone());
                     let url = format!("{target}{}", uri.path_and_query().map_or("/", |p| p.as_str()));
                     async move {
                         let exchange = {
                             let mut seen = record.lock().unwrap();
-                            let exchange = Exchange { n: seen.len(), method, headers, body };
+                            let exchange =
+                                Exchange { n: seen.len(), method, path: uri.path().to_owned(), headers, body };
                             seen.push(exchange.clone());
                             exchange
                         };
-                        match hook(&exchange) {
+                        // Hooks may block (sleep, call AWS): off the proxy's runtime threads.
+                        let decided = exchange.clone();
+                        let action = tokio::task::spawn_blocking(move || hook(&decided)).await.unwrap();
+                        let response = match action {
                             Action::Forward => forward(&http, &url, &exchange, None).await,
                             Action::Rewrite(change) => forward(&http, &url, &exchange, Some(&*change)).await,
                             Action::Respond { status, content_type, body } => {
@@ -120,7 +130,9 @@ impl FaultProxy {
                                     .into_response()
                             }
                             Action::Hang => std::future::pending().await,
-                        }
+                        };
+                        statuses.lock().unwrap().push(response.status().as_u16());
+                        response
                     }
                 };
                 let app = axum::Router::new().fallback(handler);
@@ -128,12 +140,22 @@ impl FaultProxy {
                 axum::serve(listener, app).await.unwrap();
             });
         });
-        FaultProxy { url, seen }
+        FaultProxy { url, seen, answered }
+    }
+
+    /// How many answers so far had `status`.
+    pub fn answered(&self, status: u16) -> usize {
+        self.answered.lock().unwrap().iter().filter(|s| **s == status).count()
     }
 
     /// Every request so far.
     pub fn seen(&self) -> Vec<Exchange> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// How many requests so far were for `path`.
+    pub fn count_path(&self, path: &str) -> usize {
+        self.seen.lock().unwrap().iter().filter(|e| e.path == path).count()
     }
 
     /// How many requests so far were for `operation` (see [`Exchange::operation`]).
@@ -153,12 +175,14 @@ async fn forward(http: &reqwest::Client, url: &str, exchange: &Exchange, change:
         return (StatusCode::BAD_GATEWAY, "upstream unreachable").into_response();
     };
     let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap();
-    let content_type = upstream.headers().get("content-type").cloned();
+    let headers = upstream.headers().clone();
     let bytes = upstream.bytes().await.unwrap_or_default().to_vec();
     let bytes = change.map_or(bytes.clone(), |change| change(&bytes));
     let mut response = (status, bytes).into_response();
-    if let Some(content_type) = content_type {
-        response.headers_mut().insert("content-type", content_type);
+    for (name, value) in &headers {
+        if !matches!(name.as_str(), "content-length" | "transfer-encoding" | "connection") {
+            response.headers_mut().insert(name, value.clone());
+        }
     }
     response
 }

@@ -255,6 +255,11 @@ pub enum Error {
         reason: String,
     },
 
+    /// An issuer's keys cannot be had: never fetched, or too old to trust and not refreshable.
+    #[cfg(feature = "remote")]
+    #[error("{0}")]
+    KeysUnavailable(String),
+
     #[cfg(feature = "kms")]
     /// An issuer's token policy file is invalid; the line is 1-based.
     #[error("token policy: line {line}: {reason}")]

@@ -90,6 +90,7 @@ impl Http {
     }
 
     /// POSTs `body` with `headers` to `url`; see [`Http::send`].
+    #[cfg_attr(not(feature = "kms"), allow(dead_code))]
     pub(crate) async fn post<'a>(
         &self,
         url: &str,

@@ -57,6 +57,8 @@
 //! ```
 
 mod alg;
+#[cfg(feature = "axum")]
+pub mod axum;
 mod b64;
 mod cache;
 mod claims;
@@ -77,6 +79,8 @@ pub mod keyset;
 #[cfg(feature = "kms")]
 pub mod kms;
 pub mod publish;
+#[cfg(feature = "remote")]
+pub mod remote;
 mod signer;
 mod verify;
 
