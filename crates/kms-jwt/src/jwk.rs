@@ -346,9 +346,16 @@ mod tests {
         assert_eq!(jwk, again);
         assert_eq!(Jwk::from_json(&json!({"kty": "oct", "k": "AAAA"})).unwrap(), None);
         assert_eq!(Jwk::from_json(&json!({"kty": "RSA", "use": "enc", "n": RFC7638_N, "e": "AQAB"})).unwrap(), None);
-        assert!(Jwk::from_json(&json!({"kty": "RSA", "n": RFC7638_N})).is_err());
-        assert!(Jwk::from_json(&json!({"kty": "RSA", "n": RFC7638_N, "e": "AQAB", "alg": "ES256"})).is_err());
-        assert!(Jwk::from_json(&json!({"kty": "EC", "crv": "P-256", "x": "AQAB", "y": "AQAB"})).is_err());
+        let refused = |jwk: serde_json::Value| Jwk::from_json(&jwk).unwrap_err().to_string();
+        assert_eq!(refused(json!({"kty": "RSA", "n": RFC7638_N})), "invalid key: JWK has no e");
+        assert_eq!(
+            refused(json!({"kty": "RSA", "n": RFC7638_N, "e": "AQAB", "alg": "ES256"})),
+            "invalid key: JWK alg ES256 does not fit its key type"
+        );
+        assert_eq!(
+            refused(json!({"kty": "EC", "crv": "P-256", "x": "AQAB", "y": "AQAB"})),
+            "invalid key: P-256 coordinates must be 32 bytes"
+        );
     }
 
     #[test]
@@ -359,15 +366,25 @@ mod tests {
             assert_eq!(PublicKey::from_spki_der(&public.to_spki_der()).unwrap(), public);
             assert_eq!(PublicKey::from_pem(&public.to_pem()).unwrap(), public);
         }
-        assert!(PublicKey::from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
-        assert!(PublicKey::from_pem("garbage").is_err());
+        let private = PublicKey::from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
+        assert_eq!(
+            private.unwrap_err().to_string(),
+            "invalid key: PEM block is \"PRIVATE KEY\", expected \"PUBLIC KEY\""
+        );
+        assert!(
+            PublicKey::from_pem("garbage").unwrap_err().to_string().starts_with("invalid key: not a PEM public key")
+        );
     }
 
     #[test]
     fn jwks_parse_is_strict() {
-        assert!(Jwks::parse(br#"{"keys":[],"keys":[]}"#).is_err());
-        assert!(Jwks::parse(br#"{"key":[]}"#).is_err());
-        assert!(Jwks::parse(b"not json").is_err());
+        let refused = |json: &[u8]| Jwks::parse(json).unwrap_err().to_string();
+        assert!(
+            refused(br#"{"keys":[],"keys":[]}"#)
+                .starts_with("invalid key: JWKS is not valid JSON: duplicate member name \"keys\"")
+        );
+        assert_eq!(refused(br#"{"key":[]}"#), "invalid key: JWKS has no \"keys\" array");
+        assert!(refused(b"not json").starts_with("invalid key: JWKS is not valid JSON"));
         assert_eq!(Jwks::parse(br#"{"keys":[]}"#).unwrap().keys.len(), 0);
     }
 }
