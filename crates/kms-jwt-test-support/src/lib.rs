@@ -1,21 +1,28 @@
-//! Test support shared by the kms-jwt crates: the `LocalStack` endpoint (a process or a
-//! testcontainers container), KMS keys, the binary under test, and verifiers we did not write.
+//! Test support shared by the kms-jwt crates and the bench: the `LocalStack` endpoint (a
+//! process or a testcontainers container), KMS keys, the binary under test, a `kms-jwt serve`
+//! guard, a fault proxy, and verifiers we did not write.
 //!
-//! The KMS parts sit behind the `kms` feature, so that the library's tests without its `kms`
-//! feature do not turn that feature back on through this crate.
+//! Two features: `harness` (the `serve` guard, the fault proxy, the CLI helper, `LocalStack`'s
+//! dummy credentials: what xtask and kms-jwt-bench use, without an AWS SDK or testcontainers)
+//! and `kms` (the `LocalStack` harness and KMS helpers, and `harness`), so that the library's
+//! tests without its `kms` feature do not turn that feature back on through this crate.
 #![allow(clippy::missing_panics_doc, clippy::unwrap_used, clippy::expect_used, clippy::must_use_candidate)]
 
+#[cfg(feature = "harness")]
+mod cli;
 #[cfg(feature = "kms")]
 mod localstack;
-#[cfg(feature = "kms")]
+#[cfg(feature = "harness")]
 pub mod proxy;
-#[cfg(feature = "kms")]
+#[cfg(feature = "harness")]
 pub mod serve;
 
-use std::process::{Command, Output};
-
+#[cfg(feature = "harness")]
+pub use cli::*;
 #[cfg(feature = "kms")]
 pub use localstack::*;
+
+use std::process::{Command, Output};
 
 /// A name no other test run uses.
 pub fn unique(prefix: &str) -> String {

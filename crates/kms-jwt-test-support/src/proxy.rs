@@ -1,8 +1,10 @@
-//! An HTTP proxy with fault hooks, in front of `LocalStack` (KMS, STS): it records every
-//! request, and a hook decides per request to forward it, answer it itself, never answer, or
-//! rewrite the upstream's answer. It runs on its own thread and runtime, so that blocking and
-//! async tests use it alike.
+//! An HTTP proxy with fault hooks, in front of `LocalStack` (KMS, STS) or `kms-jwt serve`: it
+//! records every request and the status of each answer, and a hook decides per request to
+//! forward it, answer it itself, never answer, or rewrite the upstream's answer. A hook keeps
+//! its own state (a counter, a [`Switch`]). It runs on its own thread and runtime, so that
+//! blocking and async callers use it alike.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -79,19 +81,75 @@ type Hook = Arc<dyn Fn(&Exchange) -> Action + Send + Sync>;
 /// A change to an answer's body.
 pub type Change = dyn Fn(&[u8]) -> Vec<u8> + Send + Sync;
 
-/// A running proxy. It lives as long as the test process.
+/// What a [`Switch`] makes of the requests that reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// Forward them.
+    Up,
+    /// Answer each at once with HTTP 503 and a KMS `ServiceUnavailable` error: an endpoint that
+    /// is there and unwell (a client sees KMS unavailable, an outage).
+    Down,
+    /// Accept each and never answer: a dead network path, where callers wait for their timeout.
+    BlackHole,
+}
+
+/// An endpoint that a test (or the bench) takes away and gives back while it runs; clones
+/// share the state. [`FaultProxy::switchable`] puts one in front of a target.
+#[derive(Debug, Clone)]
+pub struct Switch(Arc<AtomicU8>);
+
+impl Switch {
+    /// A switch in state `link`.
+    pub fn new(link: Link) -> Switch {
+        Switch(Arc::new(AtomicU8::new(link as u8)))
+    }
+
+    /// Sets the state from now on (requests already forwarded are not called back).
+    pub fn set(&self, link: Link) {
+        self.0.store(link as u8, Ordering::SeqCst);
+    }
+
+    /// The state now.
+    pub fn get(&self) -> Link {
+        match self.0.load(Ordering::SeqCst) {
+            0 => Link::Up,
+            1 => Link::Down,
+            _ => Link::BlackHole,
+        }
+    }
+
+    /// What to do with a request now: `None` while up (the hook decides), else the fault.
+    pub fn action(&self) -> Option<Action> {
+        match self.get() {
+            Link::Up => None,
+            Link::Down => Some(Action::kms_error(503, "ServiceUnavailable", "the proxy's switch is down")),
+            Link::BlackHole => Some(Action::Hang),
+        }
+    }
+}
+
+/// A running proxy. It lives as long as the process; clones share it.
+#[derive(Clone)]
 pub struct FaultProxy {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     seen: Arc<Mutex<Vec<Exchange>>>,
-    /// The status of each answer given, in order.
-    answered: Arc<Mutex<Vec<u16>>>,
+    /// The request number and status of each answer given, in order.
+    answered: Arc<Mutex<Vec<(usize, u16)>>>,
 }
 
 impl FaultProxy {
     /// A proxy to `target` (an `http://host:port` URL) that forwards everything.
     pub fn forwarding(target: &str) -> FaultProxy {
         FaultProxy::start(target, |_| Action::Forward)
+    }
+
+    /// A proxy to `target` that forwards while its [`Switch`] (returned, starting [`Link::Up`])
+    /// says so.
+    pub fn switchable(target: &str) -> (FaultProxy, Switch) {
+        let switch = Switch::new(Link::Up);
+        let state = switch.clone();
+        (FaultProxy::start(target, move |_| state.action().unwrap_or(Action::Forward)), switch)
     }
 
     /// A proxy to `target` whose `hook` decides each request.
@@ -131,7 +189,7 @@ impl FaultProxy {
                             }
                             Action::Hang => std::future::pending().await,
                         };
-                        statuses.lock().unwrap().push(response.status().as_u16());
+                        statuses.lock().unwrap().push((exchange.n, response.status().as_u16()));
                         response
                     }
                 };
@@ -145,7 +203,20 @@ impl FaultProxy {
 
     /// How many answers so far had `status`.
     pub fn answered(&self, status: u16) -> usize {
-        self.answered.lock().unwrap().iter().filter(|s| **s == status).count()
+        self.answered.lock().unwrap().iter().filter(|(_, s)| *s == status).count()
+    }
+
+    /// How many requests for `operation` (see [`Exchange::operation`]) were answered `status`
+    /// so far: `count_answered("Sign", 200)` is the signatures the upstream made.
+    pub fn count_answered(&self, operation: &str, status: u16) -> usize {
+        let seen = self.seen.lock().unwrap();
+        let answered = self.answered.lock().unwrap();
+        answered.iter().filter(|(n, s)| *s == status && seen[*n].operation() == operation).count()
+    }
+
+    /// How many requests reached the proxy so far (answered or not).
+    pub fn requests(&self) -> usize {
+        self.seen.lock().unwrap().len()
     }
 
     /// Every request so far.

@@ -19,14 +19,20 @@ pub struct Serve {
 impl Serve {
     /// Spawns `cmd` (a `kms-jwt ... serve ...` command) and waits for its "listening on" line.
     /// Panics with what it printed when it exits first.
-    pub fn spawn(mut cmd: Command) -> Serve {
-        let mut child = cmd.stderr(Stdio::piped()).spawn().expect("spawn kms-jwt serve");
+    pub fn spawn(cmd: Command) -> Serve {
+        Serve::try_spawn(cmd).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Serve::spawn`], saying why it did not start rather than panicking: for xtask.
+    pub fn try_spawn(mut cmd: Command) -> Result<Serve, String> {
+        let mut child = cmd.stderr(Stdio::piped()).spawn().map_err(|e| format!("cannot spawn kms-jwt serve: {e}"))?;
         let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
         let log = Arc::new(Mutex::new(Vec::new()));
         let url = loop {
             let Some(Ok(line)) = lines.next() else {
+                let _ = child.kill();
                 let status = child.wait().ok();
-                panic!("serve exited ({status:?}) before listening: {:?}", log.lock().unwrap());
+                return Err(format!("serve exited ({status:?}) before listening: {:?}", log.lock().unwrap()));
             };
             let url = line.strip_prefix("kms-jwt: listening on ").map(str::to_owned);
             log.lock().unwrap().push(line);
@@ -34,11 +40,15 @@ impl Serve {
                 break url;
             }
         };
-        let addr = url.split("://").nth(1).and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("address in {url}"));
+        let Some(addr) = url.split("://").nth(1).and_then(|a| a.parse().ok()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("no address in {url}"));
+        };
         // Keep draining stderr so that the server never blocks on a full pipe.
         let sink = log.clone();
         std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| sink.lock().unwrap().push(l)));
-        Serve { child, url, addr, log }
+        Ok(Serve { child, url, addr, log })
     }
 
     /// The process id.
