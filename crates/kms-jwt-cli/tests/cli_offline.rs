@@ -5,19 +5,11 @@
 
 use kms_jwt_test_support as support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use kms_jwt::{Algorithm, Claims, Jwks, JwtSigner, LocalSigner, Signer};
 
 const FAR_FUTURE: i64 = 4_102_444_800;
-
-fn kms_jwt(args: &[&str]) -> Output {
-    cmd().args(args).output().expect("run kms-jwt")
-}
-
-fn cmd() -> Command {
-    support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), None)
-}
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -56,29 +48,30 @@ impl Keys {
 
 #[tokio::test]
 async fn verify_prints_claims_or_the_reason() {
+    let cli = support::kms_jwt!();
     let keys = Keys::new(Algorithm::RS256);
     let claims = Claims::new().subject("test-user").issuer("my-lambda").expires_at(FAR_FUTURE);
     let token = keys.token(&claims).await;
     for source in [["--jwks", &keys.path("jwks.json")], ["--pem", &keys.path("public.pem")]] {
-        let out = kms_jwt(&["verify", &token, source[0], source[1], "--iss", "my-lambda"]);
+        let out = cli.output(["verify", &token, source[0], source[1], "--iss", "my-lambda"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(printed, serde_json::Value::Object(claims.as_map().clone()));
     }
-    let out = kms_jwt(&["verify", &token, "--jwks", &keys.path("jwks.json"), "--iss", "someone-else"]);
+    let out = cli.output(["verify", &token, "--jwks", &keys.path("jwks.json"), "--iss", "someone-else"]);
     assert_one_line_error(&out, 1, "invalid token: issuer \"my-lambda\" is not the expected issuer");
     assert!(out.stdout.is_empty());
 
     let expired = keys.token(&Claims::new().expires_at(1_000)).await;
     assert_one_line_error(
-        &kms_jwt(&["verify", &expired, "--pem", &keys.path("public.pem")]),
+        &cli.output(["verify", &expired, "--pem", &keys.path("public.pem")]),
         1,
         "token expired at 1000",
     );
-    assert_one_line_error(&kms_jwt(&["verify", "a.b", "--pem", &keys.path("public.pem")]), 1, "3 segments");
+    assert_one_line_error(&cli.output(["verify", "a.b", "--pem", &keys.path("public.pem")]), 1, "3 segments");
 
     let from_stdin = support::run_with_stdin(
-        cmd().args(["verify", "-", "--pem", &keys.path("public.pem")]),
+        cli.command().args(["verify", "-", "--pem", &keys.path("public.pem")]),
         format!("{token}\n").as_bytes(),
     );
     assert_eq!(from_stdin.status.code(), Some(0), "{}", stderr(&from_stdin));
@@ -86,48 +79,51 @@ async fn verify_prints_claims_or_the_reason() {
 
 #[tokio::test]
 async fn a_token_with_an_audience_needs_aud_or_any_audience() {
+    let cli = support::kms_jwt!();
     let keys = Keys::new(Algorithm::ES256);
     let token = keys.token(&Claims::new().subject("x").audience("billing").expires_at(FAR_FUTURE)).await;
     let pem = keys.path("public.pem");
     assert_one_line_error(
-        &kms_jwt(&["verify", &token, "--pem", &pem]),
+        &cli.output(["verify", &token, "--pem", &pem]),
         1,
         "invalid token: token has an audience (aud) but none is expected",
     );
-    assert_one_line_error(&kms_jwt(&["verify", &token, "--pem", &pem, "--aud", "api"]), 1, "audience does not match");
+    assert_one_line_error(&cli.output(["verify", &token, "--pem", &pem, "--aud", "api"]), 1, "audience does not match");
     for accepted in [&["--aud", "billing"][..], &["--any-audience"]] {
-        let out = kms_jwt(&[&["verify", &token, "--pem", &pem][..], accepted].concat());
+        let out = cli.output([&["verify", &token, "--pem", &pem][..], accepted].concat());
         assert_eq!(out.status.code(), Some(0), "{accepted:?}: {}", stderr(&out));
     }
-    let both = kms_jwt(&["verify", &token, "--pem", &pem, "--aud", "billing", "--any-audience"]);
+    let both = cli.output(["verify", &token, "--pem", &pem, "--aud", "billing", "--any-audience"]);
     assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
 }
 
 #[tokio::test]
 async fn a_token_over_the_size_bound_does_not_verify_on_the_command_line_or_on_stdin() {
+    let cli = support::kms_jwt!();
     let keys = Keys::new(Algorithm::ES256);
     let token = keys.token(&Claims::new().claim("pad", "x".repeat(70_000)).expires_at(FAR_FUTURE)).await;
     let expected = format!("invalid token: token is {} bytes, more than the 65536 allowed", token.len());
     let pem = keys.path("public.pem");
-    assert_one_line_error(&kms_jwt(&["verify", &token, "--pem", &pem]), 1, &expected);
-    let from_stdin = support::run_with_stdin(cmd().args(["verify", "-", "--pem", &pem]), token.as_bytes());
+    assert_one_line_error(&cli.output(["verify", &token, "--pem", &pem]), 1, &expected);
+    let from_stdin = support::run_with_stdin(cli.command().args(["verify", "-", "--pem", &pem]), token.as_bytes());
     assert_one_line_error(&from_stdin, 1, &expected);
     // Far over any bound: counted, not kept, and still exit 1.
     let huge = vec![b'a'; 8 * 1024 * 1024];
-    let out = support::run_with_stdin(cmd().args(["verify", "-", "--pem", &pem]), &huge);
+    let out = support::run_with_stdin(cli.command().args(["verify", "-", "--pem", &pem]), &huge);
     assert_one_line_error(&out, 1, "invalid token: token is 8388608 bytes, more than the 65536 allowed");
 }
 
 #[test]
 fn completions_for_every_shell_and_help_with_aws_options_under_their_own_heading() {
+    let cli = support::kms_jwt!();
     for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
-        let out = kms_jwt(&["completions", shell]);
+        let out = cli.output(["completions", shell]);
         assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr(&out));
         let script = String::from_utf8(out.stdout).unwrap();
         assert!(script.contains("kms-jwt") && script.contains("verify"), "{shell}: {script}");
     }
     for command in ["sign", "verify", "jwks", "public-key", "publish", "serve"] {
-        let out = kms_jwt(&[command, "--help"]);
+        let out = cli.output([command, "--help"]);
         assert_eq!(out.status.code(), Some(0), "{command}");
         let help = String::from_utf8(out.stdout).unwrap();
         let own = help.find("--key").or_else(|| help.find("--batch")).unwrap_or_else(|| panic!("{help}"));
@@ -141,12 +137,13 @@ fn completions_for_every_shell_and_help_with_aws_options_under_their_own_heading
 
 #[tokio::test]
 async fn verify_batch_keeps_order_and_reports_each_line() {
+    let cli = support::kms_jwt!();
     let keys = Keys::new(Algorithm::ES256);
     let good = keys.token(&Claims::new().subject("a").expires_at(FAR_FUTURE)).await;
     let expired = keys.token(&Claims::new().subject("b").expires_at(1_000)).await;
     let input = format!("{good}\n{expired}\nnot-a-token\n{}\n{good}\r\n", "x".repeat(2 * 1024 * 1024));
     let out = support::run_with_stdin(
-        cmd().args(["verify", "--batch", "-", "--jwks", &keys.path("jwks.json")]),
+        cli.command().args(["verify", "--batch", "-", "--jwks", &keys.path("jwks.json")]),
         input.as_bytes(),
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -168,7 +165,7 @@ async fn verify_batch_keeps_order_and_reports_each_line() {
     assert_eq!(lines[4]["valid"], true);
 
     let all_good = support::run_with_stdin(
-        cmd().args(["verify", "--batch", "-", "--pem", &keys.path("public.pem")]),
+        cli.command().args(["verify", "--batch", "-", "--pem", &keys.path("public.pem")]),
         format!("{good}\n{good}\n").as_bytes(),
     );
     assert_eq!(all_good.status.code(), Some(0));
@@ -176,6 +173,7 @@ async fn verify_batch_keeps_order_and_reports_each_line() {
 
 #[tokio::test]
 async fn bad_key_material_is_one_line_and_exit_2() {
+    let cli = support::kms_jwt!();
     let keys = Keys::new(Algorithm::ES256);
     let token = keys.token(&Claims::new().expires_at(FAR_FUTURE)).await;
     let dir = tempfile::tempdir().unwrap();
@@ -186,42 +184,47 @@ async fn bad_key_material_is_one_line_and_exit_2() {
     let not_json = dir.path().join("not.json");
     std::fs::write(&not_json, "{oops").unwrap();
 
-    assert_one_line_error(&kms_jwt(&["verify", &token, "--pem", bad_pem.to_str().unwrap()]), 2, "not a PEM public key");
-    assert_one_line_error(&kms_jwt(&["verify", &token, "--jwks", bad_jwks.to_str().unwrap()]), 2, "key 0");
     assert_one_line_error(
-        &kms_jwt(&["verify", &token, "--jwks", not_json.to_str().unwrap()]),
+        &cli.output(["verify", &token, "--pem", bad_pem.to_str().unwrap()]),
+        2,
+        "not a PEM public key",
+    );
+    assert_one_line_error(&cli.output(["verify", &token, "--jwks", bad_jwks.to_str().unwrap()]), 2, "key 0");
+    assert_one_line_error(
+        &cli.output(["verify", &token, "--jwks", not_json.to_str().unwrap()]),
         2,
         "JWKS is not valid JSON",
     );
     assert_one_line_error(
-        &kms_jwt(&["verify", &token, "--jwks", "/nonexistent/jwks.json"]),
+        &cli.output(["verify", &token, "--jwks", "/nonexistent/jwks.json"]),
         2,
         "cannot open /nonexistent/jwks.json",
     );
     // A key pinned to another algorithm than the one asked for.
     assert_one_line_error(
-        &kms_jwt(&["verify", &token, "--jwks", &keys.path("jwks.json"), "--alg", "ES384"]),
+        &cli.output(["verify", &token, "--jwks", &keys.path("jwks.json"), "--alg", "ES384"]),
         2,
         "published for ES256",
     );
     // Usage errors are clap's, also exit 2.
-    assert_eq!(kms_jwt(&["verify", &token]).status.code(), Some(2));
+    assert_eq!(cli.output(["verify", &token]).status.code(), Some(2));
     assert_eq!(
-        kms_jwt(&["verify", &token, "--alg", "HS256", "--pem", &keys.path("public.pem")]).status.code(),
+        cli.output(["verify", &token, "--alg", "HS256", "--pem", &keys.path("public.pem")]).status.code(),
         Some(2)
     );
 }
 
 #[tokio::test]
 async fn decode_shows_header_and_payload_with_a_warning() {
+    let cli = support::kms_jwt!();
     let keys = Keys::new(Algorithm::ES256);
     let token = keys.token(&Claims::new().subject("x").expires_at(FAR_FUTURE)).await;
-    let out = kms_jwt(&["decode", &token]);
+    let out = cli.output(["decode", &token]);
     assert_eq!(out.status.code(), Some(0));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["header"]["alg"], "ES256");
     assert_eq!(doc["header"]["kid"], keys.signer.kid());
     assert_eq!(doc["payload"], serde_json::json!({"sub": "x", "exp": FAR_FUTURE}));
     assert!(stderr(&out).contains("NOT verified"));
-    assert_one_line_error(&kms_jwt(&["decode", "a.b"]), 2, "3 segments");
+    assert_one_line_error(&cli.output(["decode", "a.b"]), 2, "3 segments");
 }

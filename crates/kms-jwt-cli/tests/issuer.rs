@@ -7,12 +7,13 @@
 
 use kms_jwt_test_support as support;
 
-use std::io::{BufRead as _, BufReader, Read as _};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::Read as _;
+use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
 use kms_jwt::issuer::{TokenRequest, sign_proof};
+use support::proxy::{FaultProxy, Link};
+use support::serve::Serve;
 
 const POLICY: &str = r#"
 [[rule]]
@@ -33,73 +34,49 @@ fn key_set() -> kms_jwt::keyset::KeySetName {
     runtime.block_on(support::key_set("ECC_NIST_P256")).1
 }
 
-struct Server {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<Vec<String>>>,
-    policy: tempfile::NamedTempFile,
+/// The policy above, in a file that must outlive the server reading it.
+fn policy() -> tempfile::NamedTempFile {
+    let mut policy = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut policy, POLICY.as_bytes()).unwrap();
+    policy
 }
 
-impl Server {
-    /// `kms-jwt serve` for set `name` with the policy above; KMS at `kms`, STS at LocalStack.
-    fn start(kms: &str, name: &str, extra: &[&str]) -> Server {
-        Server::start_with_env(kms, name, extra, &[])
-    }
-
-    /// The same, with `env` set for the server.
-    fn start_with_env(kms: &str, name: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut policy = tempfile::NamedTempFile::new().unwrap();
-        std::io::Write::write_all(&mut policy, POLICY.as_bytes()).unwrap();
-        // The issuer URL must be the server's own, for PyJWKClient to follow jwks_uri.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let url = format!("http://127.0.0.1:{port}");
-        let mut child = support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), Some(kms))
-            .args(["--max-attempts", "1", "--timeout", "3s"])
-            .args(["serve", "--key", name, "--issuer", &url, "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--token-policy", policy.path().to_str().unwrap()])
-            .args(["--sts-region", "us-east-1", "--sts-endpoint-url", &support::endpoint()])
-            .args(extra)
-            .envs(env.iter().copied())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        loop {
-            let line = lines.next().unwrap_or_else(|| panic!("serve exited: {:?}", log.lock().unwrap())).unwrap();
-            let ready = line.starts_with("kms-jwt: listening on ");
-            log.lock().unwrap().push(line);
-            if ready {
-                break;
-            }
-        }
-        let sink = log.clone();
-        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| sink.lock().unwrap().push(l)));
-        Server { child, url, log, policy }
-    }
-
-    /// The audit lines so far, as JSON.
-    fn audit(&self) -> Vec<serde_json::Value> {
-        std::thread::sleep(Duration::from_millis(200));
-        self.log.lock().unwrap().iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
-    }
+/// `kms-jwt serve` for set `name` with `policy`; KMS at `kms`, STS at LocalStack.
+fn serve(kms: &str, name: &str, policy: &tempfile::NamedTempFile, extra: &[&str]) -> Serve {
+    serve_with_env(kms, name, policy, extra, &[])
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The same, with `env` set for the server.
+fn serve_with_env(
+    kms: &str,
+    name: &str,
+    policy: &tempfile::NamedTempFile,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Serve {
+    // The issuer URL must be the server's own, for PyJWKClient to follow jwks_uri.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut cmd = support::kms_jwt!().endpoint(kms).command();
+    cmd.args(["--max-attempts", "1", "--timeout", "3s"])
+        .args(["serve", "--key", name, "--issuer", &url, "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--token-policy", policy.path().to_str().unwrap()])
+        .args(["--sts-region", "us-east-1", "--sts-endpoint-url", &support::endpoint()])
+        .args(extra)
+        .envs(env.iter().copied());
+    let server = Serve::spawn(cmd);
+    assert_eq!(server.url, url);
+    server
 }
 
 /// Access key, secret and session token.
 type Creds<'a> = (&'a str, &'a str, &'a str);
 
 /// `kms-jwt token` against `server` with `creds` (default: `LocalStack`'s root).
-fn token(server: &Server, aud: &str, args: &[&str], creds: Option<Creds>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kms-jwt"));
-    cmd.args(["--region", "us-east-1", "token", "--issuer", &server.url, "--aud", aud]).args(args);
-    let (id, secret, session) = creds.unwrap_or(("test", "test", ""));
+fn token(server: &Serve, aud: &str, args: &[&str], creds: Option<Creds>) -> Output {
+    let mut cmd = support::kms_jwt!().region("us-east-1").command();
+    cmd.args(["token", "--issuer", &server.url, "--aud", aud]).args(args);
+    let (id, secret, session) = creds.unwrap_or((support::ACCESS_KEY_ID, support::SECRET_ACCESS_KEY, ""));
     cmd.env("AWS_ACCESS_KEY_ID", id).env("AWS_SECRET_ACCESS_KEY", secret).env_remove("AWS_ENDPOINT_URL");
     if session.is_empty() {
         cmd.env_remove("AWS_SESSION_TOKEN");
@@ -117,7 +94,7 @@ fn stderr(out: &Output) -> String {
 fn assumed_role(name: &str) -> (String, String, String) {
     let script = r#"
 import json, sys, boto3
-kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id=sys.argv[3], aws_secret_access_key=sys.argv[4])
 account = boto3.client("sts", **kw).get_caller_identity()["Account"]
 trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
          "Principal": {"AWS": f"arn:aws:iam::{account}:root"}}]}
@@ -126,7 +103,10 @@ c = boto3.client("sts", **kw).assume_role(RoleArn=f"arn:aws:iam::{account}:role/
                                           RoleSessionName="issuer-test")["Credentials"]
 print(json.dumps([c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"]]))
 "#;
-    let out = Command::new(support::python()).args(["-c", script, &support::endpoint(), name]).output().unwrap();
+    let out = Command::new(support::python())
+        .args(["-c", script, &support::endpoint(), name, support::ACCESS_KEY_ID, support::SECRET_ACCESS_KEY])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let [id, secret, session]: [String; 3] = serde_json::from_slice(&out.stdout).unwrap();
     (id, secret, session)
@@ -150,7 +130,8 @@ print(json.dumps(jwt.decode(token, key.key, algorithms=config["id_token_signing_
 #[test]
 fn root_and_an_assumed_role_get_tokens_that_pyjwt_verifies_from_discovery() {
     let name = key_set();
-    let server = Server::start(&support::endpoint(), name.name(), &[]);
+    let policy = policy();
+    let server = serve(&support::endpoint(), name.name(), &policy, &[]);
 
     let out = token(&server, "api", &["--ttl", "10m"], None);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -173,7 +154,7 @@ fn root_and_an_assumed_role_get_tokens_that_pyjwt_verifies_from_discovery() {
     // No ttl asked for: the rule's max_ttl.
     assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 900);
 
-    let allowed: Vec<_> = server.audit().into_iter().filter(|a| a["decision"] == "allow").collect();
+    let allowed: Vec<_> = server.json_lines().into_iter().filter(|a| a["decision"] == "allow").collect();
     assert_eq!(allowed.len(), 2, "{allowed:?}");
     assert_eq!(allowed[1]["principal"], format!("arn:aws:iam::{account}:role/{role}"));
     assert_eq!(allowed[1]["audience"], "deploy");
@@ -183,7 +164,8 @@ fn root_and_an_assumed_role_get_tokens_that_pyjwt_verifies_from_discovery() {
 #[test]
 fn the_policy_refuses_principals_audiences_and_lifetimes_it_does_not_allow() {
     let name = key_set();
-    let server = Server::start(&support::endpoint(), name.name(), &[]);
+    let policy = policy();
+    let server = serve(&support::endpoint(), name.name(), &policy, &[]);
     let other = support::unique("deployer");
     let (id, secret, session) = assumed_role(&other);
     let cases: [(&str, &[&str], Option<Creds>, &str); 3] = [
@@ -198,13 +180,16 @@ fn the_policy_refuses_principals_audiences_and_lifetimes_it_does_not_allow() {
     }
     // Three denials; `kms-jwt token` runs made within one second make the same proof, and the
     // issuer's refusal of the repeat (which the client then retries) is in the log too.
-    let denied =
-        server.audit().into_iter().filter(|a| a["decision"] == "deny" && a["reason"] != "proof already used").count();
+    let denied = server
+        .json_lines()
+        .into_iter()
+        .filter(|a| a["decision"] == "deny" && a["reason"] != "proof already used")
+        .count();
     assert_eq!(denied, 3);
 }
 
 /// Posts raw bytes to `/token`.
-fn post(server: &Server, body: Vec<u8>) -> (u16, serde_json::Value) {
+fn post(server: &Serve, body: Vec<u8>) -> (u16, serde_json::Value) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let response = reqwest::Client::new()
@@ -220,7 +205,8 @@ fn post(server: &Server, body: Vec<u8>) -> (u16, serde_json::Value) {
 }
 
 fn request(aud: &str, server_id: &str, at: SystemTime, url: Option<&str>) -> Vec<u8> {
-    let creds = aws_credential_types::Credentials::new("test", "test", None, None, "test");
+    let creds =
+        aws_credential_types::Credentials::new(support::ACCESS_KEY_ID, support::SECRET_ACCESS_KEY, None, None, "test");
     let mut proof = sign_proof(&creds, Some("us-east-1"), server_id, at).unwrap();
     if let Some(url) = url {
         url.clone_into(&mut proof.url);
@@ -231,7 +217,8 @@ fn request(aud: &str, server_id: &str, at: SystemTime, url: Option<&str>) -> Vec
 #[test]
 fn forged_stale_misdirected_oversized_and_malformed_requests_are_refused() {
     let name = key_set();
-    let server = Server::start(&support::endpoint(), name.name(), &[]);
+    let policy = policy();
+    let server = serve(&support::endpoint(), name.name(), &policy, &[]);
     let now = SystemTime::now();
 
     // A good request first, made by hand: the refusals below differ from it in one thing each.
@@ -268,14 +255,15 @@ fn forged_stale_misdirected_oversized_and_malformed_requests_are_refused() {
         assert!(body["error"].as_str().unwrap().starts_with("malformed request"), "{body}");
     }
     // Each refusal left one audit line: another server, stale, misdirected, oversized, 5 malformed.
-    let audit = server.audit();
+    let audit = server.json_lines();
     assert_eq!(audit.iter().filter(|a| a["decision"] == "deny").count(), 9, "{audit:?}");
 }
 
 #[test]
 fn a_principal_over_its_rate_gets_429() {
     let name = key_set();
-    let server = Server::start(&support::endpoint(), name.name(), &["--rate-limit", "2"]);
+    let policy = policy();
+    let server = serve(&support::endpoint(), name.name(), &policy, &["--rate-limit", "2"]);
     // Each proof dated its own minute: two made in the same second would be one proof, used once.
     let start = SystemTime::now();
     let at = |i: u64| start - Duration::from_secs(60 * i);
@@ -286,9 +274,10 @@ fn a_principal_over_its_rate_gets_429() {
 #[test]
 fn kms_cut_gives_503_and_the_server_keeps_answering() {
     let name = key_set();
-    let kms = support::Forwarder::start(&support::endpoint());
-    let server = Server::start(&kms.url, name.name(), &[]);
-    kms.stop();
+    let (kms, switch) = FaultProxy::switchable(&support::endpoint());
+    let policy = policy();
+    let server = serve(&kms.url, name.name(), &policy, &[]);
+    switch.set(Link::Down);
     for _ in 0..2 {
         let (status, body) = post(&server, request("api", &server.url, SystemTime::now(), None));
         assert_eq!((status, body), (503, serde_json::json!({"error": "kms is unavailable"})));
@@ -301,7 +290,7 @@ fn kms_cut_gives_503_and_the_server_keeps_answering() {
         })
         .unwrap();
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
-    let errors = server.audit().into_iter().filter(|a| a["decision"] == "error").count();
+    let errors = server.json_lines().into_iter().filter(|a| a["decision"] == "error").count();
     assert_eq!(errors, 2);
 }
 
@@ -309,17 +298,19 @@ fn kms_cut_gives_503_and_the_server_keeps_answering() {
 fn a_multi_region_issuer_signs_in_the_next_region_while_its_own_is_cut() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (_, name) = runtime.block_on(support::key_set_in("ECC_NIST_P256", &["us-east-1", "eu-west-1"]));
-    // us-east-1 through a forwarder the test stops; eu-west-1 straight to LocalStack.
-    let primary = support::Forwarder::start(&support::endpoint());
-    let server = Server::start_with_env(
+    // us-east-1 through a proxy the test switches off; eu-west-1 straight to LocalStack.
+    let (primary, switch) = FaultProxy::switchable(&support::endpoint());
+    let policy = policy();
+    let server = serve_with_env(
         &support::endpoint(),
         name.name(),
+        &policy,
         &["--fallback-region", "eu-west-1"],
         &[("KMS_JWT_ENDPOINT_URL_US_EAST_1", &primary.url)],
     );
     let before = token(&server, "api", &[], None);
     assert!(before.status.success(), "{}", stderr(&before));
-    primary.stop();
+    switch.set(Link::Down);
     // Another lifetime is another cached token: this one must be signed now, in eu-west-1.
     let during = token(&server, "api", &["--ttl", "10m"], None);
     assert!(during.status.success(), "{}", stderr(&during));
@@ -327,10 +318,7 @@ fn a_multi_region_issuer_signs_in_the_next_region_while_its_own_is_cut() {
         kms_jwt::decode_unverified(String::from_utf8_lossy(&out.stdout).trim()).unwrap().0["kid"].clone()
     };
     assert_eq!(header(&before), header(&during), "one kid, whichever region signed");
-    let jwks = support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), None)
-        .args(["--endpoint-url", &support::endpoint(), "--region", "eu-west-1", "jwks", "--key", name.name()])
-        .output()
-        .unwrap();
+    let jwks = support::kms_jwt!().localstack().region("eu-west-1").output(["jwks", "--key", name.name()]);
     let verifier =
         kms_jwt::Verifier::from_jwks(&kms_jwt::Jwks::parse(&jwks.stdout).unwrap(), None).unwrap().with_audience("api");
     for out in [&before, &during] {
@@ -341,23 +329,24 @@ fn a_multi_region_issuer_signs_in_the_next_region_while_its_own_is_cut() {
 #[test]
 fn sighup_reloads_the_policy_and_a_bad_file_keeps_the_one_in_force() {
     let name = key_set();
-    let server = Server::start(&support::endpoint(), name.name(), &[]);
+    let policy = policy();
+    let server = serve(&support::endpoint(), name.name(), &policy, &[]);
     let ask = || token(&server, "api", &[], None);
     assert!(ask().status.success());
     let hup = || {
-        Command::new("kill").args(["-HUP", &server.child.id().to_string()]).status().unwrap();
+        server.signal("HUP");
         std::thread::sleep(Duration::from_millis(300));
     };
     // The root may now only ask for "other".
-    std::fs::write(server.policy.path(), POLICY.replacen("[\"api\"]", "[\"other\"]", 1)).unwrap();
+    std::fs::write(policy.path(), POLICY.replacen("[\"api\"]", "[\"other\"]", 1)).unwrap();
     hup();
     assert_eq!(
         stderr(&ask()),
         "kms-jwt: the issuer refused: audience \"api\" is not allowed for this principal (HTTP 403)"
     );
-    std::fs::write(server.policy.path(), "[[rule]]\nprincipals = 7\n").unwrap();
+    std::fs::write(policy.path(), "[[rule]]\nprincipals = 7\n").unwrap();
     hup();
-    let log = server.log.lock().unwrap().join("\n");
+    let log = server.log().join("\n");
     assert!(log.contains("token policy not reloaded, the old one stays in force"), "{log}");
     assert!(!ask().status.success(), "the reloaded policy, not the first one, is still in force");
     assert!(token(&server, "other", &[], None).status.success());
@@ -367,7 +356,8 @@ fn sighup_reloads_the_policy_and_a_bad_file_keeps_the_one_in_force() {
 fn a_slow_client_cannot_hold_a_connection() {
     use std::io::Write as _;
     let name = key_set();
-    let server = Server::start(&support::endpoint(), name.name(), &[]);
+    let policy = policy();
+    let server = serve(&support::endpoint(), name.name(), &policy, &[]);
     let addr = server.url.trim_start_matches("http://").to_owned();
 
     // Headers that never end: the server closes the connection after its header deadline.
@@ -396,7 +386,8 @@ fn a_slow_client_cannot_hold_a_connection() {
 fn after_a_rotation_tokens_come_from_the_new_current_key() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (sets, name) = runtime.block_on(support::key_set("ECC_NIST_P256"));
-    let server = Server::start(&support::endpoint(), name.name(), &["--refresh", "1s"]);
+    let policy = policy();
+    let server = serve(&support::endpoint(), name.name(), &policy, &["--refresh", "1s"]);
     let kid = |out: Output| {
         assert!(out.status.success(), "{}", stderr(&out));
         let jwt = String::from_utf8(out.stdout).unwrap();

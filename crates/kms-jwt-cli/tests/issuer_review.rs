@@ -13,11 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use kms_jwt::issuer::{Proof, TokenRequest, sign_proof};
-use support::proxy::{Action, FaultProxy};
+use support::ACCOUNT;
+use support::proxy::{Action, FaultProxy, Link};
 use support::serve::Serve;
-
-/// LocalStack's default account: the root's, and the one `test` credentials act in.
-const ACCOUNT: &str = "000000000000";
 
 fn policy(rules: &str) -> tempfile::NamedTempFile {
     let mut file = tempfile::NamedTempFile::new().unwrap();
@@ -37,7 +35,7 @@ fn key_set() -> String {
 
 /// `kms-jwt serve` for set `name` with `policy`, proofs sent to `sts` (LocalStack, or a proxy).
 fn serve(name: &str, policy: &tempfile::NamedTempFile, sts: &str, extra: &[&str]) -> Serve {
-    let mut cmd = support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), Some(&support::endpoint()));
+    let mut cmd = support::kms_jwt!().localstack().command();
     // The issuer URL is a fixed one: proofs are made for it before the port is known.
     cmd.args(["--max-attempts", "1", "--timeout", "3s"])
         .args(["serve", "--key", name, "--issuer", "https://issuer.example", "--listen", "127.0.0.1:0"])
@@ -185,7 +183,7 @@ fn a_policy_with_a_wildcard_account_is_refused_at_start_with_its_line() {
     let name = key_set();
     let rules =
         policy("[[rule]]\naudiences = [\"api\"]\nprincipals = [\"arn:aws:iam::*:role/ci\"]\nmax_ttl = \"1h\"\n");
-    let mut cmd = support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), Some(&support::endpoint()));
+    let mut cmd = support::kms_jwt!().localstack().command();
     cmd.args(["serve", "--key", &name, "--issuer", "https://issuer.example", "--listen", "127.0.0.1:0"])
         .args(["--token-policy", rules.path().to_str().unwrap()]);
     let out = exit_within(cmd, Duration::from_secs(30));
@@ -305,7 +303,7 @@ fn an_sts_answer_whose_account_differs_from_its_arn_is_refused() {
 fn a_plain_http_sts_endpoint_off_loopback_is_refused() {
     let name = key_set();
     let rules = policy(&root_rule());
-    let mut cmd = support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), Some(&support::endpoint()));
+    let mut cmd = support::kms_jwt!().localstack().command();
     cmd.args(["serve", "--key", &name, "--issuer", "https://issuer.example", "--listen", "127.0.0.1:0"]).args([
         "--token-policy",
         rules.path().to_str().unwrap(),
@@ -496,8 +494,8 @@ print(json.dumps([c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"]]))
 #[test]
 fn healthz_says_a_status_word_and_nothing_about_kms() {
     let name = key_set();
-    let kms = support::Forwarder::start(&support::endpoint());
-    let mut cmd = support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), Some(&kms.url));
+    let (kms, switch) = FaultProxy::switchable(&support::endpoint());
+    let mut cmd = support::kms_jwt!().endpoint(&kms.url).command();
     cmd.args(["--max-attempts", "1", "--timeout", "2s"]).args([
         "serve",
         "--key",
@@ -520,7 +518,7 @@ fn healthz_says_a_status_word_and_nothing_about_kms() {
     let (status, text) = health();
     assert_eq!(status, 200);
     assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap()["status"], "ok", "{text}");
-    kms.stop();
+    switch.set(Link::Down);
     std::thread::sleep(Duration::from_millis(3500));
     let (status, text) = health();
     assert_eq!(status, 200, "liveness: the last good keys are still served");

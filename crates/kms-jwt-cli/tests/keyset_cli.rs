@@ -4,27 +4,26 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc, clippy::print_stderr)]
 
 use std::collections::BTreeSet;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use kms_jwt::keyset::{KeySetName, TAG_MAX_TOKEN_TTL};
 use kms_jwt::kms::KmsSigner;
 use kms_jwt::{Claims, JwtSigner, Verifier};
 use kms_jwt_test_support as support;
 
-fn kms_jwt(args: &[&str]) -> Command {
-    let mut cmd = support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), Some(&support::endpoint()));
-    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd
-}
-
 fn json(out: &Output) -> serde_json::Value {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// Starts every command, then waits for all: they race from the same moment.
-fn race(cmds: Vec<Command>) -> Vec<Output> {
-    let children: Vec<_> = cmds.into_iter().map(|mut c| c.spawn().unwrap()).collect();
+/// Starts `n` commands `kms-jwt ARGS`, then waits for all: they race from the same moment.
+fn race(n: usize, args: &[&str]) -> Vec<Output> {
+    let children: Vec<_> = (0..n)
+        .map(|_| {
+            let mut cmd = support::kms_jwt!().localstack().command();
+            cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+        })
+        .collect();
     children.into_iter().map(|c| c.wait_with_output().unwrap()).collect()
 }
 
@@ -63,7 +62,7 @@ async fn racing_rotations_take_effect_once_and_leave_nothing_behind() {
         let signer = JwtSigner::new(KmsSigner::new(&support::kms().await, &name.current()).await.unwrap()).unwrap();
         let before = signer.sign(&Claims::new().subject("before").expires_at(kms_jwt::now() + 600)).await.unwrap();
 
-        let outs = race((0..n).map(|_| kms_jwt(&["keyset", "rotate", "--key", name.name()])).collect());
+        let outs = race(n, &["keyset", "rotate", "--key", name.name()]);
         let mut rotated = 0;
         for out in &outs {
             match out.status.code() {
@@ -113,11 +112,7 @@ async fn racing_provisions_make_one_set() {
     let mut seen = std::collections::BTreeMap::<String, usize>::new();
     for (round, n) in [2, 3, 2, 3, 2, 3].into_iter().enumerate() {
         let name = KeySetName::parse(&support::unique("kms-jwt-race")).unwrap();
-        let outs = race(
-            (0..n)
-                .map(|_| kms_jwt(&["keyset", "provision", "--key", name.name(), "--key-spec", "ECC_NIST_P256"]))
-                .collect(),
-        );
+        let outs = race(n, &["keyset", "provision", "--key", name.name(), "--key-spec", "ECC_NIST_P256"]);
         let mut created = 0;
         let mut key_ids = BTreeSet::new();
         for out in &outs {
@@ -148,28 +143,33 @@ async fn racing_provisions_make_one_set() {
 #[tokio::test]
 async fn the_lifetime_policy_bounds_tokens_and_sets_the_overlap() {
     let name = support::unique("kms-jwt-ttl");
-    let made = json(
-        &kms_jwt(&["keyset", "provision", "--key", &name, "--key-spec", "ECC_NIST_P256", "--max-token-ttl", "1h"])
-            .output()
-            .unwrap(),
-    );
+    let made = json(&support::kms_jwt!().localstack().output([
+        "keyset",
+        "provision",
+        "--key",
+        &name,
+        "--key-spec",
+        "ECC_NIST_P256",
+        "--max-token-ttl",
+        "1h",
+    ]));
     assert_eq!(made["created"], true);
 
     // The signer refuses a token that would outlive the policy, and one without exp.
-    let out = kms_jwt(&["sign", "--key", &name, "--ttl", "2h"]).output().unwrap();
+    let out = support::kms_jwt!().localstack().output(["sign", "--key", &name, "--ttl", "2h"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(one_line(&out).contains("exceeds the key's maximum token lifetime of 1h"));
     assert!(out.stdout.is_empty());
-    let out = kms_jwt(&["sign", "--key", &name, "--ttl", "59m"]).output().unwrap();
+    let out = support::kms_jwt!().localstack().output(["sign", "--key", &name, "--ttl", "59m"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 
     // The default overlap is the lifetime plus the JWKS cache age (5m) plus clock skew (60s).
-    json(&kms_jwt(&["keyset", "rotate", "--key", &name]).output().unwrap());
-    let out = kms_jwt(&["keyset", "rotate", "--key", &name]).output().unwrap();
+    json(&support::kms_jwt!().localstack().output(["keyset", "rotate", "--key", &name]));
+    let out = support::kms_jwt!().localstack().output(["keyset", "rotate", "--key", &name]);
     assert_eq!(out.status.code(), Some(2));
     let err = one_line(&out);
     assert!(err.contains("less than the minimum overlap of 1h 6m") && err.contains("--force"), "{err}");
-    let status = json(&kms_jwt(&["keyset", "status", "--key", &name]).output().unwrap());
+    let status = json(&support::kms_jwt!().localstack().output(["keyset", "status", "--key", &name]));
     assert_eq!(status["policy"], serde_json::json!({"max_token_ttl": "1h", "min_overlap": "1h 6m"}));
     assert_eq!(status["keys"].as_array().unwrap().len(), 2);
     assert_eq!(status["keys"][1]["alias"], format!("alias/{name}/previous"));
@@ -184,10 +184,10 @@ async fn sets_made_before_the_policy_keep_todays_behaviour() {
     let client = support::client().await;
     let key = support::alias_target(&name.current()).await.unwrap();
     client.untag_resource().key_id(&key).tag_keys(TAG_MAX_TOKEN_TTL).send().await.unwrap();
-    let out = kms_jwt(&["sign", "--key", name.name(), "--ttl", "48h"]).output().unwrap();
+    let out = support::kms_jwt!().localstack().output(["sign", "--key", name.name(), "--ttl", "48h"]);
     assert_eq!(out.status.code(), Some(0), "no limit: {}", String::from_utf8_lossy(&out.stderr));
-    json(&kms_jwt(&["keyset", "rotate", "--key", name.name()]).output().unwrap());
-    let out = kms_jwt(&["keyset", "rotate", "--key", name.name()]).output().unwrap();
+    json(&support::kms_jwt!().localstack().output(["keyset", "rotate", "--key", name.name()]));
+    let out = support::kms_jwt!().localstack().output(["keyset", "rotate", "--key", name.name()]);
     assert!(one_line(&out).contains("less than the minimum overlap of 1d"));
     let status = kms_jwt_cli::keyset::status_json(&sets.status(&name).await.unwrap()).unwrap();
     assert_eq!(status["policy"]["max_token_ttl"], serde_json::Value::Null);
@@ -197,14 +197,27 @@ async fn sets_made_before_the_policy_keep_todays_behaviour() {
 async fn if_older_than_rotates_only_an_old_enough_key() {
     let (_, name) = support::key_set("ECC_NIST_P256").await;
     let before = support::alias_target(&name.current()).await.unwrap();
-    let skipped =
-        json(&kms_jwt(&["keyset", "rotate", "--key", name.name(), "--if-older-than", "90d"]).output().unwrap());
+    let skipped = json(&support::kms_jwt!().localstack().output([
+        "keyset",
+        "rotate",
+        "--key",
+        name.name(),
+        "--if-older-than",
+        "90d",
+    ]));
     assert_eq!(skipped["rotated"], false);
     assert_eq!(skipped["current"]["key_id"], before.as_str());
     assert_eq!(support::alias_target(&name.current()).await.unwrap(), before, "nothing changed");
     assert_eq!(support::alias_target(&name.previous()).await, None);
     // xtask's spelling, --alias, names the same flag.
-    let done = json(&kms_jwt(&["keyset", "rotate", "--alias", name.name(), "--if-older-than", "0s"]).output().unwrap());
+    let done = json(&support::kms_jwt!().localstack().output([
+        "keyset",
+        "rotate",
+        "--alias",
+        name.name(),
+        "--if-older-than",
+        "0s",
+    ]));
     assert_eq!(done["rotated"], true);
     assert_eq!(support::alias_target(&name.previous()).await.unwrap(), before);
 }

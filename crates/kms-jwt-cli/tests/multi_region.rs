@@ -6,16 +6,11 @@
 
 use kms_jwt_test_support as support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use kms_jwt::{Jwks, Verifier};
-
-/// `kms-jwt` against LocalStack in `region`.
-fn kms_jwt(region: &str) -> Command {
-    let mut cmd = support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), None);
-    cmd.args(["--endpoint-url", &support::endpoint(), "--region", region]);
-    cmd
-}
+use support::proxy::{FaultProxy, Link};
+use support::serve::Serve;
 
 fn ok(out: &Output) -> serde_json::Value {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
@@ -23,7 +18,7 @@ fn ok(out: &Output) -> serde_json::Value {
 }
 
 fn jwks_in(region: &str, name: &str) -> Vec<u8> {
-    let out = kms_jwt(region).args(["jwks", "--key", name]).output().unwrap();
+    let out = support::kms_jwt!().localstack().region(region).output(["jwks", "--key", name]);
     ok(&out);
     out.stdout
 }
@@ -32,7 +27,10 @@ fn jwks_in(region: &str, name: &str) -> Vec<u8> {
 /// the provision summary.
 fn two_region_set(prefix: &str) -> (String, serde_json::Value) {
     let name = support::unique(prefix);
-    let out = kms_jwt("us-east-1")
+    let out = support::kms_jwt!()
+        .localstack()
+        .region("us-east-1")
+        .command()
         .args(["keyset", "provision", "--key", &name, "--key-spec", "ECC_NIST_P256"])
         .args(["--regions", "us-east-1,eu-west-1"])
         .output()
@@ -51,10 +49,16 @@ fn provision_and_rotate_across_two_and_three_regions() {
         let name = support::unique("mr");
         let list = regions.join(",");
         let provision = || {
-            kms_jwt("us-east-1")
-                .args(["keyset", "provision", "--key", &name, "--key-spec", "ECC_NIST_P256", "--regions", &list])
-                .output()
-                .unwrap()
+            support::kms_jwt!().localstack().region("us-east-1").output([
+                "keyset",
+                "provision",
+                "--key",
+                &name,
+                "--key-spec",
+                "ECC_NIST_P256",
+                "--regions",
+                &list,
+            ])
         };
         let first = ok(&provision());
         assert_eq!(first["created"], true);
@@ -73,7 +77,8 @@ fn provision_and_rotate_across_two_and_three_regions() {
             let verifier = Verifier::from_jwks(&Jwks::parse(&jwks[0]).unwrap(), None).unwrap();
             let mut token_kids = Vec::new();
             for region in regions {
-                let out = kms_jwt(region).args(["sign", "--key", &name, "--sub", region]).output().unwrap();
+                let out =
+                    support::kms_jwt!().localstack().region(*region).output(["sign", "--key", &name, "--sub", region]);
                 assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
                 let token = String::from_utf8(out.stdout).unwrap();
                 assert_eq!(
@@ -86,14 +91,21 @@ fn provision_and_rotate_across_two_and_three_regions() {
 
             // Rotation, asked in the last region: it is done from the primary's.
             let farthest = regions[regions.len() - 1];
-            let rotated = kms_jwt(farthest)
-                .args(["keyset", "rotate", "--key", &name, "--min-overlap", "0s", "--pending-window-days", "7"])
-                .output()
-                .unwrap();
+            let rotated = support::kms_jwt!().localstack().region(farthest).output([
+                "keyset",
+                "rotate",
+                "--key",
+                &name,
+                "--min-overlap",
+                "0s",
+                "--pending-window-days",
+                "7",
+            ]);
             assert_eq!(ok(&rotated)["rotated"], true);
         }
 
-        let status = ok(&kms_jwt(regions[1]).args(["keyset", "status", "--key", &name]).output().unwrap());
+        let status =
+            ok(&support::kms_jwt!().localstack().region(regions[1]).output(["keyset", "status", "--key", &name]));
         assert_eq!(status["region"], "us-east-1", "{status}");
         let current = status["keys"][0]["key_id"].clone();
         let replicas = status["replica_regions"].as_array().unwrap();
@@ -111,7 +123,7 @@ fn a_region_that_is_down_stops_the_rotation_before_any_current_alias_moves() {
     let (name, provisioned) = two_region_set("mr-down");
     let current = provisioned["key_id"].clone();
     let rotate = |region_endpoint: Option<&str>| {
-        let mut cmd = kms_jwt("us-east-1");
+        let mut cmd = support::kms_jwt!().localstack().command();
         if let Some(url) = region_endpoint {
             cmd.env("KMS_JWT_ENDPOINT_URL_EU_WEST_1", url).args(["--timeout", "2s", "--max-attempts", "1"]);
         }
@@ -124,14 +136,14 @@ fn a_region_that_is_down_stops_the_rotation_before_any_current_alias_moves() {
     assert_eq!(down.status.code(), Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("cannot reach kms"), "{err}");
-    let status = ok(&kms_jwt("us-east-1").args(["keyset", "status", "--key", &name]).output().unwrap());
+    let status = ok(&support::kms_jwt!().localstack().region("us-east-1").output(["keyset", "status", "--key", &name]));
     assert_eq!(status["keys"][0]["key_id"], current, "us-east-1 still signs with the old key: {status}");
     assert_eq!(status["replica_regions"][0]["current"], current, "so does eu-west-1: {status}");
     // With the region back, the staged key is promoted everywhere.
     let rotated = ok(&rotate(None));
     let new = rotated["current"]["key_id"].clone();
     assert_ne!(new, current);
-    let status = ok(&kms_jwt("us-east-1").args(["keyset", "status", "--key", &name]).output().unwrap());
+    let status = ok(&support::kms_jwt!().localstack().region("us-east-1").output(["keyset", "status", "--key", &name]));
     assert_eq!(status["replica_regions"][0]["current"], new, "{status}");
     assert_eq!(jwks_in("us-east-1", &name), jwks_in("eu-west-1", &name));
 }
@@ -141,31 +153,45 @@ fn a_fallback_key_that_is_not_a_replica_is_refused() {
     // The same set name, provisioned separately in two regions: two unrelated keys.
     let name = support::unique("not-replica");
     for region in ["us-east-1", "eu-west-1"] {
-        let out = kms_jwt(region)
-            .args(["keyset", "provision", "--key", &name, "--key-spec", "ECC_NIST_P256"])
-            .output()
-            .unwrap();
+        let out = support::kms_jwt!().localstack().region(region).output([
+            "keyset",
+            "provision",
+            "--key",
+            &name,
+            "--key-spec",
+            "ECC_NIST_P256",
+        ]);
         ok(&out);
     }
-    let out = kms_jwt("us-east-1")
-        .args(["sign", "--key", &name, "--sub", "x", "--fallback-region", "eu-west-1"])
-        .output()
-        .unwrap();
+    let out = support::kms_jwt!().localstack().region("us-east-1").output([
+        "sign",
+        "--key",
+        &name,
+        "--sub",
+        "x",
+        "--fallback-region",
+        "eu-west-1",
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(out.stdout.is_empty());
     assert!(err.contains("in eu-west-1 is not a replica of key") && err.lines().count() == 1, "{err}");
 
     // A single-region key named by its id has no namesake in the other region at all.
-    let key_id =
-        ok(&kms_jwt("us-east-1").args(["keyset", "status", "--key", &name]).output().unwrap())["keys"][0]["key_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-    let out = kms_jwt("us-east-1")
-        .args(["sign", "--key", &key_id, "--sub", "x", "--fallback-region", "eu-west-1"])
-        .output()
-        .unwrap();
+    let key_id = ok(&support::kms_jwt!().localstack().region("us-east-1").output(["keyset", "status", "--key", &name]))
+        ["keys"][0]["key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = support::kms_jwt!().localstack().region("us-east-1").output([
+        "sign",
+        "--key",
+        &key_id,
+        "--sub",
+        "x",
+        "--fallback-region",
+        "eu-west-1",
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("was not found") && err.contains("(in eu-west-1)"), "{err}");
@@ -184,29 +210,29 @@ fn get(port: u16, path: &str) -> Vec<u8> {
 
 #[test]
 fn serve_keeps_refreshing_through_an_outage_of_its_region() {
-    use std::io::BufRead as _;
     let (name, _) = two_region_set("mr-serve");
-    // us-east-1 through a forwarder the test can stop; eu-west-1 straight to LocalStack.
-    let forwarder = support::Forwarder::start(&support::endpoint());
+    // us-east-1 through a proxy the test can switch off; eu-west-1 straight to LocalStack.
+    let (proxy, primary) = FaultProxy::switchable(&support::endpoint());
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = kms_jwt("us-east-1")
-        .env("KMS_JWT_ENDPOINT_URL_US_EAST_1", &forwarder.url)
+    let mut cmd = support::kms_jwt!().localstack().region("us-east-1").command();
+    cmd.env("KMS_JWT_ENDPOINT_URL_US_EAST_1", &proxy.url)
         .args(["--timeout", "2s", "--max-attempts", "1", "serve", "--key", &name])
         .args(["--issuer", &format!("http://127.0.0.1:{port}"), "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--refresh", "1s", "--fallback-region", "eu-west-1"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    while !lines.next().unwrap().unwrap().starts_with("kms-jwt: listening on ") {}
-    std::thread::spawn(move || lines.for_each(drop));
+        .args(["--refresh", "1s", "--fallback-region", "eu-west-1"]);
+    let guard = Serve::spawn(cmd);
     assert_eq!(kids(&get(port, "/.well-known/jwks.json")).len(), 1);
 
-    forwarder.stop();
-    let rotated = kms_jwt("us-east-1")
-        .args(["keyset", "rotate", "--key", &name, "--min-overlap", "0s", "--pending-window-days", "7"])
-        .output()
-        .unwrap();
+    primary.set(Link::Down);
+    let rotated = support::kms_jwt!().localstack().region("us-east-1").output([
+        "keyset",
+        "rotate",
+        "--key",
+        &name,
+        "--min-overlap",
+        "0s",
+        "--pending-window-days",
+        "7",
+    ]);
     ok(&rotated);
     let want = kids(&jwks_in("eu-west-1", &name));
     assert_eq!(want.len(), 2);
@@ -220,8 +246,7 @@ fn serve_keeps_refreshing_through_an_outage_of_its_region() {
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
     let health: serde_json::Value = serde_json::from_slice(&get(port, "/healthz")).unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(guard);
     assert_eq!(served, want, "the rotation reached the server through eu-west-1");
     assert_eq!(health["status"], "ok", "{health}");
 }

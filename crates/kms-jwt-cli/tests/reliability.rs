@@ -9,46 +9,14 @@ use kms_jwt_test_support as support;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use kms_jwt::keyset::KeySets;
 use kms_jwt::{Algorithm, Claims, Jwks, JwtSigner, LocalSigner, Signer as _, Verifier, VerifyingKey};
+use support::proxy::{Action, Exchange, FaultProxy, Link};
 
-/// What the proxy does to the traffic.
-#[derive(Clone)]
-enum Fault {
-    /// Answer this percentage of requests with `ThrottlingException` (HTTP 400).
-    Throttle(u64),
-    /// Answer this percentage of requests with HTTP 500 `KMSInternalException`.
-    Internal(u64),
-    /// Accept the request and never answer.
-    Hang,
-    /// Rewrite every Sign answer's JSON member to this value.
-    RewriteSign(&'static str, String),
-    /// Before the Sign call number `n` (1-based) is forwarded, run this AWS CLI-free action.
-    BeforeSign(usize, Arc<dyn Fn() + Send + Sync>),
-    /// After this many state-changing KMS calls, fail every request (a process killed there).
-    CutAfterWrites(usize),
-    /// A region that can be cut while a test runs: [`UP`], [`BLACK_HOLE`] or [`ERRORS`].
-    Switch(Arc<AtomicU8>),
-}
-
-/// [`Fault::Switch`] states: forward; accept and never answer; answer every request with 503.
-const UP: u8 = 0;
-const BLACK_HOLE: u8 = 1;
-const ERRORS: u8 = 2;
-
-struct Proxy {
-    url: String,
-    requests: Arc<AtomicUsize>,
-    /// Sign requests forwarded to LocalStack (and answered there).
-    signed: Arc<AtomicUsize>,
-}
-
+/// KMS calls that change state: what a rotation cut after N of them has done.
 const WRITES: [&str; 8] = [
     "CreateKey",
     "CreateAlias",
@@ -68,90 +36,77 @@ fn chance(n: u64) -> u64 {
     (z ^ (z >> 31)) % 100
 }
 
-fn kms_error(status: StatusCode, kind: &str, message: &str) -> Response {
-    let body = serde_json::json!({ "__type": kind, "message": message }).to_string();
-    (status, [("content-type", "application/x-amz-json-1.1")], body).into_response()
+/// What a proxy's hook is.
+type Hook = dyn Fn(&Exchange) -> Action + Send + Sync;
+
+/// A proxy to LocalStack's KMS whose `hook` decides each request.
+fn kms_proxy(hook: impl Fn(&Exchange) -> Action + Send + Sync + 'static) -> FaultProxy {
+    FaultProxy::start(&support::endpoint(), hook)
 }
 
-impl Proxy {
-    async fn start(fault: Fault) -> Proxy {
-        let target = support::endpoint();
-        let (requests, signed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let (signs, writes) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let http = reqwest::Client::new();
-        let (counter, signed_counter) = (requests.clone(), signed.clone());
-        let handler = move |headers: HeaderMap, body: Bytes| {
-            let (fault, http, target) = (fault.clone(), http.clone(), target.clone());
-            let (n, signs, writes) = (counter.fetch_add(1, Ordering::SeqCst) as u64, signs.clone(), writes.clone());
-            let signed = signed_counter.clone();
-            async move {
-                let op = headers
-                    .get("x-amz-target")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .rsplit('.')
-                    .next()
-                    .unwrap_or("")
-                    .to_owned();
-                match &fault {
-                    Fault::Throttle(pct) if chance(n) < *pct => {
-                        return kms_error(StatusCode::BAD_REQUEST, "ThrottlingException", "Rate exceeded");
-                    }
-                    Fault::Internal(pct) if chance(n) < *pct => {
-                        return kms_error(StatusCode::INTERNAL_SERVER_ERROR, "KMSInternalException", "internal error");
-                    }
-                    Fault::Hang => std::future::pending::<()>().await,
-                    Fault::BeforeSign(at, action)
-                        if op == "Sign" && signs.fetch_add(1, Ordering::SeqCst) + 1 == *at =>
-                    {
-                        let action = action.clone();
-                        tokio::task::spawn_blocking(move || action()).await.unwrap();
-                    }
-                    Fault::CutAfterWrites(limit) => {
-                        if writes.load(Ordering::SeqCst) >= *limit {
-                            return kms_error(StatusCode::INTERNAL_SERVER_ERROR, "KMSInternalException", "cut");
-                        }
-                        if WRITES.contains(&op.as_str()) {
-                            writes.fetch_add(1, Ordering::SeqCst);
-                        }
-                    }
-                    Fault::Switch(state) => match state.load(Ordering::SeqCst) {
-                        BLACK_HOLE => std::future::pending::<()>().await,
-                        ERRORS => return kms_error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "cut"),
-                        _ => {}
-                    },
-                    _ => {}
-                }
-                let mut request = http.post(&target).body(body);
-                for (name, value) in &headers {
-                    if name != "host" && name != "content-length" {
-                        request = request.header(name, value);
-                    }
-                }
-                let upstream = request.send().await.unwrap();
-                let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap();
-                if op == "Sign" && status.is_success() {
-                    signed.fetch_add(1, Ordering::SeqCst);
-                }
-                let content_type = upstream.headers().get("content-type").cloned();
-                let mut bytes = upstream.bytes().await.unwrap().to_vec();
-                if let (Fault::RewriteSign(member, value), "Sign", true) = (&fault, op.as_str(), status.is_success()) {
-                    let mut json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-                    json[*member] = serde_json::Value::String(value.clone());
-                    bytes = json.to_string().into_bytes();
-                }
-                let mut response = (status, bytes).into_response();
-                if let Some(ct) = content_type {
-                    response.headers_mut().insert("content-type", ct);
-                }
-                response
+/// Answers this percentage of requests with `ThrottlingException` (HTTP 400).
+fn throttle(pct: u64) -> impl Fn(&Exchange) -> Action {
+    move |e| {
+        if chance(e.n as u64) < pct {
+            Action::kms_error(400, "ThrottlingException", "Rate exceeded")
+        } else {
+            Action::Forward
+        }
+    }
+}
+
+/// Answers this percentage of requests with HTTP 500 `KMSInternalException`.
+fn internal(pct: u64) -> impl Fn(&Exchange) -> Action {
+    move |e| {
+        if chance(e.n as u64) < pct {
+            Action::kms_error(500, "KMSInternalException", "internal error")
+        } else {
+            Action::Forward
+        }
+    }
+}
+
+/// Rewrites every successful Sign answer's JSON `member` to `value` (an error answer, which
+/// names its `__type`, passes unchanged).
+fn rewrite_sign(member: &'static str, value: String) -> impl Fn(&Exchange) -> Action {
+    move |e| {
+        if e.operation() != "Sign" {
+            return Action::Forward;
+        }
+        let value = value.clone();
+        Action::Rewrite(Arc::new(move |body: &[u8]| {
+            let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(body) else { return body.to_vec() };
+            if json.get("__type").is_some() {
+                return body.to_vec();
             }
-        };
-        let app = axum::Router::new().fallback(axum::routing::post(handler));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Proxy { url, requests, signed }
+            json[member] = serde_json::Value::String(value.clone());
+            json.to_string().into_bytes()
+        }))
+    }
+}
+
+/// Before the Sign call number `at` (1-based) is forwarded, runs `action`.
+fn before_sign(at: usize, action: impl Fn() + Send + Sync + 'static) -> impl Fn(&Exchange) -> Action {
+    let signs = AtomicUsize::new(0);
+    move |e| {
+        if e.operation() == "Sign" && signs.fetch_add(1, Ordering::SeqCst) + 1 == at {
+            action();
+        }
+        Action::Forward
+    }
+}
+
+/// After `limit` state-changing KMS calls, fails every request (a process killed there).
+fn cut_after_writes(limit: usize) -> impl Fn(&Exchange) -> Action {
+    let writes = AtomicUsize::new(0);
+    move |e| {
+        if writes.load(Ordering::SeqCst) >= limit {
+            return Action::kms_error(500, "KMSInternalException", "cut");
+        }
+        if WRITES.contains(&e.operation().as_str()) {
+            writes.fetch_add(1, Ordering::SeqCst);
+        }
+        Action::Forward
     }
 }
 
@@ -161,11 +116,7 @@ fn standard_base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn kms_jwt(endpoint: &str) -> Command {
-    support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), Some(endpoint))
-}
-
-/// Runs a command off the async runtime (the proxy lives on it).
+/// Runs a command off the test's async runtime.
 async fn run(mut cmd: Command, stdin: Vec<u8>) -> Output {
     tokio::task::spawn_blocking(move || support::run_with_stdin(&mut cmd, &stdin)).await.unwrap()
 }
@@ -199,9 +150,10 @@ async fn ecc_key() -> (String, Verifier) {
 #[tokio::test]
 async fn a_batch_survives_30_percent_throttling_and_20_percent_5xx() {
     let (key_id, verifier) = ecc_key().await;
-    for fault in [Fault::Throttle(30), Fault::Internal(20)] {
-        let proxy = Proxy::start(fault).await;
-        let mut cmd = kms_jwt(&proxy.url);
+    let faults: [Box<Hook>; 2] = [Box::new(throttle(30)), Box::new(internal(20))];
+    for fault in faults {
+        let proxy = kms_proxy(fault);
+        let mut cmd = support::kms_jwt!().endpoint(&proxy.url).command();
         // Faults fall on requests independently, so a request fails with p = 0.3^attempts: with
         // the default 8 attempts a batch of 200 loses a line in about 1.3% of runs (seen once in
         // CI), with 12 in about one run in 10,000. The batch must then still be whole.
@@ -209,15 +161,15 @@ async fn a_batch_survives_30_percent_throttling_and_20_percent_5xx() {
         let out = run(cmd, claims_lines(200)).await;
         assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
         assert_tokens_in_order(&out, 200, &verifier);
-        assert!(proxy.requests.load(Ordering::SeqCst) > 220, "the faults were injected and retried");
+        assert!(proxy.requests() > 220, "the faults were injected and retried");
     }
 }
 
 #[tokio::test]
 async fn a_hung_endpoint_fails_within_the_timeout() {
     let (key_id, _) = ecc_key().await;
-    let proxy = Proxy::start(Fault::Hang).await;
-    let mut cmd = kms_jwt(&proxy.url);
+    let proxy = kms_proxy(|_| Action::Hang);
+    let mut cmd = support::kms_jwt!().endpoint(&proxy.url).command();
     cmd.args(["--timeout", "4s", "--attempt-timeout", "1s", "sign", "--key", &key_id]);
     let started = Instant::now();
     let out = run(cmd, Vec::new()).await;
@@ -233,12 +185,12 @@ async fn forged_sign_answers_emit_no_token() {
     let (key_id, _) = ecc_key().await;
     let other = "arn:aws:kms:us-east-1:000000000000:key/00000000-0000-0000-0000-000000000000".to_owned();
     for (fault, needle) in [
-        (Fault::RewriteSign("KeyId", other), "Sign answered for key"),
-        (Fault::RewriteSign("SigningAlgorithm", "ECDSA_SHA_384".into()), "Sign used algorithm"),
-        (Fault::RewriteSign("Signature", standard_base64(&[0x30, 0x02, 0x02, 0x00])), "malformed ECDSA signature"),
+        (rewrite_sign("KeyId", other), "Sign answered for key"),
+        (rewrite_sign("SigningAlgorithm", "ECDSA_SHA_384".into()), "Sign used algorithm"),
+        (rewrite_sign("Signature", standard_base64(&[0x30, 0x02, 0x02, 0x00])), "malformed ECDSA signature"),
     ] {
-        let proxy = Proxy::start(fault).await;
-        let mut cmd = kms_jwt(&proxy.url);
+        let proxy = kms_proxy(fault);
+        let mut cmd = support::kms_jwt!().endpoint(&proxy.url).command();
         cmd.args(["sign", "--key", &key_id]);
         let out = run(cmd, Vec::new()).await;
         let err = String::from_utf8_lossy(&out.stderr);
@@ -250,8 +202,8 @@ async fn forged_sign_answers_emit_no_token() {
     let stranger = LocalSigner::generate(Algorithm::ES256).unwrap();
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"x");
     let forged = kms_jwt::fuzzing::fixed_to_der(&stranger.sign_digest(&digest).await.unwrap()).unwrap();
-    let proxy = Proxy::start(Fault::RewriteSign("Signature", standard_base64(&forged))).await;
-    let mut cmd = kms_jwt(&proxy.url);
+    let proxy = kms_proxy(rewrite_sign("Signature", standard_base64(&forged)));
+    let mut cmd = support::kms_jwt!().endpoint(&proxy.url).command();
     cmd.args(["sign", "--key", &key_id]);
     let out = run(cmd, Vec::new()).await;
     assert_eq!(out.status.code(), Some(2));
@@ -264,7 +216,7 @@ async fn a_key_disabled_or_deleted_mid_batch_stops_at_that_line() {
     for schedule_deletion in [false, true] {
         let (key_id, verifier) = ecc_key().await;
         let id = key_id.clone();
-        let action: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+        let action = move || {
             let id = id.clone();
             tokio::runtime::Runtime::new().unwrap().block_on(async move {
                 let client = support::client().await;
@@ -274,9 +226,9 @@ async fn a_key_disabled_or_deleted_mid_batch_stops_at_that_line() {
                     client.disable_key().key_id(&id).send().await.unwrap();
                 }
             });
-        });
-        let proxy = Proxy::start(Fault::BeforeSign(6, action)).await;
-        let mut cmd = kms_jwt(&proxy.url);
+        };
+        let proxy = kms_proxy(before_sign(6, action));
+        let mut cmd = support::kms_jwt!().endpoint(&proxy.url).command();
         cmd.args(["sign", "--key", &key_id, "--batch", "-", "--concurrency", "1"]);
         let out = run(cmd, claims_lines(10)).await;
         let err = String::from_utf8_lossy(&out.stderr);
@@ -304,7 +256,7 @@ async fn a_rotation_cut_after_each_kms_call_converges_on_the_next_run() {
         let before = sets.resolve(&name).await.unwrap();
         let (old_current, old_previous) = (before.current.unwrap().key_id, before.previous.unwrap().key_id);
 
-        let proxy = Proxy::start(Fault::CutAfterWrites(cut)).await;
+        let proxy = kms_proxy(cut_after_writes(cut));
         let mut opts = kms_jwt::kms::KmsOptions::endpoint(&proxy.url, "us-east-1");
         opts.max_attempts = 1;
         let cut_sets = KeySets::new(opts.connect().await.unwrap());
@@ -343,20 +295,19 @@ async fn a_rotation_cut_after_each_kms_call_converges_on_the_next_run() {
 #[tokio::test]
 async fn a_batch_through_a_cut_of_the_primary_signs_every_token_in_order_with_one_kid() {
     let (_, name) = support::key_set_in("ECC_NIST_P256", &["us-east-1", "eu-west-1"]).await;
-    let jwks = kms_jwt(&support::endpoint()).args(["jwks", "--key", name.name()]).output().unwrap();
+    let jwks = support::kms_jwt!().localstack().output(["jwks", "--key", name.name()]);
     let verifier = Verifier::from_jwks(&Jwks::parse(&jwks.stdout).unwrap(), None).unwrap();
-    for cut in [BLACK_HOLE, ERRORS] {
-        let region = Arc::new(AtomicU8::new(UP));
-        let proxy = Proxy::start(Fault::Switch(region.clone())).await;
+    for cut in [Link::BlackHole, Link::Down] {
+        let (proxy, region) = FaultProxy::switchable(&support::endpoint());
         // us-east-1, the primary, through the proxy; eu-west-1 straight to LocalStack.
-        let mut cmd = kms_jwt(&support::endpoint());
+        let mut cmd = support::kms_jwt!().localstack().command();
         cmd.env("KMS_JWT_ENDPOINT_URL_US_EAST_1", &proxy.url)
             .args(["--timeout", "2s", "--attempt-timeout", "1s", "--max-attempts", "2", "sign", "--key", name.name()])
             .args(["--batch", "-", "--fallback-region", "eu-west-1", "--failback-after", "1s"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let (requests, signed) = (proxy.requests.clone(), proxy.signed.clone());
+        let counts = proxy.clone();
         // The batch is fed in thirds: before the cut, during it, after the primary is back.
         let (out, cut_requests, signed_before_recovery) = tokio::task::spawn_blocking(move || {
             let mut child = cmd.spawn().unwrap();
@@ -365,13 +316,13 @@ async fn a_batch_through_a_cut_of_the_primary_signs_every_token_in_order_with_on
             let thirds: Vec<&[u8]> = split_at_lines(&lines, 100);
             stdin.write_all(thirds[0]).unwrap();
             std::thread::sleep(Duration::from_secs(2));
-            region.store(cut, Ordering::SeqCst);
-            let at_cut = requests.load(Ordering::SeqCst);
+            region.set(cut);
+            let at_cut = counts.requests();
             stdin.write_all(thirds[1]).unwrap();
             std::thread::sleep(Duration::from_secs(3));
-            region.store(UP, Ordering::SeqCst);
-            let cut_requests = requests.load(Ordering::SeqCst) - at_cut;
-            let signed_before_recovery = signed.load(Ordering::SeqCst);
+            region.set(Link::Up);
+            let cut_requests = counts.requests() - at_cut;
+            let signed_before_recovery = counts.count_answered("Sign", 200);
             // Past the back-off, a probe finds the primary answering again.
             std::thread::sleep(Duration::from_millis(1500));
             stdin.write_all(thirds[2]).unwrap();
@@ -381,19 +332,19 @@ async fn a_batch_through_a_cut_of_the_primary_signs_every_token_in_order_with_on
         .await
         .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "cut {cut}: {err}");
+        assert_eq!(out.status.code(), Some(0), "cut {cut:?}: {err}");
         assert_tokens_in_order(&out, 300, &verifier);
         let text = String::from_utf8(out.stdout.clone()).unwrap();
         let kids: std::collections::BTreeSet<String> =
             text.lines().map(|t| kms_jwt::decode_unverified(t).unwrap().0["kid"].to_string()).collect();
-        assert_eq!(kids.len(), 1, "cut {cut}: one kid: {kids:?}");
+        assert_eq!(kids.len(), 1, "cut {cut:?}: one kid: {kids:?}");
         // The cut cost the calls in flight at that moment (16, two attempts each) and a probe
         // per back-off, not a timeout per token: 100 tokens would be 200 requests.
-        assert!(cut_requests <= 48, "cut {cut}: {cut_requests} requests reached the cut region");
-        assert!(signed_before_recovery > 0, "cut {cut}: the primary signed before the cut");
+        assert!(cut_requests <= 48, "cut {cut:?}: {cut_requests} requests reached the cut region");
+        assert!(signed_before_recovery > 0, "cut {cut:?}: the primary signed before the cut");
         assert!(
-            proxy.signed.load(Ordering::SeqCst) > signed_before_recovery,
-            "cut {cut}: signing returned to the primary: {err}"
+            proxy.count_answered("Sign", 200) > signed_before_recovery,
+            "cut {cut:?}: signing returned to the primary: {err}"
         );
     }
 }
@@ -402,9 +353,9 @@ async fn a_batch_through_a_cut_of_the_primary_signs_every_token_in_order_with_on
 async fn a_fallback_region_passed_over_while_the_primary_answered_is_tried_when_needed() {
     use kms_jwt::failover::FailoverSigner;
     let (_, name) = support::key_set_in("ECC_NIST_P256", &["us-east-1", "eu-west-1"]).await;
-    let (primary, fallback) = (Arc::new(AtomicU8::new(UP)), Arc::new(AtomicU8::new(ERRORS)));
-    let (east, west) =
-        (Proxy::start(Fault::Switch(primary.clone())).await, Proxy::start(Fault::Switch(fallback.clone())).await);
+    let ((east, primary), (west, fallback)) =
+        (FaultProxy::switchable(&support::endpoint()), FaultProxy::switchable(&support::endpoint()));
+    fallback.set(Link::Down);
     let client = |url: String, region: &'static str| async move {
         let mut opts = kms_jwt::kms::KmsOptions::endpoint(url, region);
         opts.max_attempts = 1;
@@ -421,11 +372,11 @@ async fn a_fallback_region_passed_over_while_the_primary_answered_is_tried_when_
     // not be left marked as being probed.
     tokio::time::sleep(Duration::from_millis(500)).await;
     signer.sign(&claims).await.unwrap();
-    assert_eq!(west.signed.load(Ordering::SeqCst), 0);
-    primary.store(ERRORS, Ordering::SeqCst);
-    fallback.store(UP, Ordering::SeqCst);
+    assert_eq!(west.count_answered("Sign", 200), 0);
+    primary.set(Link::Down);
+    fallback.set(Link::Up);
     signer.sign(&claims).await.unwrap();
-    assert_eq!(west.signed.load(Ordering::SeqCst), 1, "signed in eu-west-1 once us-east-1 failed");
+    assert_eq!(west.count_answered("Sign", 200), 1, "signed in eu-west-1 once us-east-1 failed");
 }
 
 /// `lines` cut after every `n` lines.
@@ -461,7 +412,7 @@ async fn a_multi_region_rotation_cut_after_each_kms_call_converges_on_the_next_r
         sets.rotate(&name, &policy).await.unwrap();
         let old_current = sets.resolve(&name).await.unwrap().current.unwrap().key_id;
 
-        let proxy = Proxy::start(Fault::CutAfterWrites(cut)).await;
+        let proxy = kms_proxy(cut_after_writes(cut));
         let mut opts = kms_jwt::kms::KmsOptions::endpoint(&proxy.url, "us-east-1");
         opts.max_attempts = 1;
         let first = KeySets::new(opts.connect().await.unwrap()).rotate(&name, &policy).await;
@@ -483,11 +434,7 @@ async fn a_multi_region_rotation_cut_after_each_kms_call_converges_on_the_next_r
         }
         let jwks: Vec<Vec<u8>> = regions
             .iter()
-            .map(|r| {
-                let mut cmd = support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), None);
-                cmd.args(["--endpoint-url", &support::endpoint(), "--region", r, "jwks", "--key", name.name()]);
-                cmd.output().unwrap().stdout
-            })
+            .map(|r| support::kms_jwt!().localstack().region(*r).output(["jwks", "--key", name.name()]).stdout)
             .collect();
         assert_eq!(jwks[0], jwks[1], "cut {cut}: one JWKS in every region");
     }
@@ -561,7 +508,8 @@ fn batch_io_edge_cases() {
     std::fs::write(&pem, signer.signer().public_key().to_pem()).unwrap();
 
     // A reader that goes away after one line: the batch ends quietly.
-    let mut child = support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), None)
+    let mut child = support::kms_jwt!()
+        .command()
         .args(["verify", "--batch", "-", "--pem"])
         .arg(&pem)
         .stdin(Stdio::piped())
@@ -590,8 +538,13 @@ fn batch_io_edge_cases() {
     // A claims file that is not UTF-8.
     let latin1 = dir.path().join("claims.json");
     std::fs::write(&latin1, b"{\"name\":\"Jos\xe9\"}").unwrap();
-    let out =
-        kms_jwt("http://127.0.0.1:9").args(["sign", "--key", "k", "--claims-file"]).arg(&latin1).output().unwrap();
+    let out = support::kms_jwt!()
+        .endpoint("http://127.0.0.1:9")
+        .command()
+        .args(["sign", "--key", "k", "--claims-file"])
+        .arg(&latin1)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert!(err.contains("is not UTF-8 text") && err.lines().count() == 1, "{err}");

@@ -47,7 +47,7 @@ impl Issuer {
             }
             hook(e).unwrap_or(Action::Forward)
         });
-        let mut cmd = support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), Some(&support::endpoint()));
+        let mut cmd = support::kms_jwt!().localstack().command();
         cmd.args(["--max-attempts", "1", "--timeout", "3s"]).args([
             "serve",
             "--key",

@@ -5,50 +5,30 @@
 
 use kms_jwt_test_support as support;
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use kms_jwt::kms::KmsSigner;
 use kms_jwt::{Claims, Jwks, JwtSigner};
+use support::proxy::{FaultProxy, Link};
+use support::serve::Serve;
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(endpoint: &str, key: &str, issuer: Option<&str>, listen: &str) -> Server {
-        let mut child = support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), Some(endpoint))
-            .args(["--max-attempts", "1", "--timeout", "2s"])
-            .args([
-                "serve",
-                "--key",
-                key,
-                "--issuer",
-                issuer.unwrap_or("https://issuer.example"),
-                "--listen",
-                listen,
-                "--refresh",
-                "1s",
-            ])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
-        let url =
-            first.strip_prefix("kms-jwt: listening on ").unwrap_or_else(|| panic!("unexpected: {first}")).to_owned();
-        // Keep draining stderr so that the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Server { child, url }
-    }
-
-    fn stop(mut self) -> std::process::ExitStatus {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        self.child.wait().unwrap()
-    }
+/// `kms-jwt serve` for set `key`, KMS at `endpoint`, listening on `listen`.
+fn serve(endpoint: &str, key: &str, issuer: Option<&str>, listen: &str) -> Serve {
+    let mut cmd = support::kms_jwt!().endpoint(endpoint).command();
+    cmd.args(["--max-attempts", "1", "--timeout", "2s"]).args([
+        "serve",
+        "--key",
+        key,
+        "--issuer",
+        issuer.unwrap_or("https://issuer.example"),
+        "--listen",
+        listen,
+        "--refresh",
+        "1s",
+    ]);
+    Serve::spawn(cmd)
 }
 
 async fn get(client: &reqwest::Client, url: &str) -> reqwest::Response {
@@ -58,8 +38,8 @@ async fn get(client: &reqwest::Client, url: &str) -> reqwest::Response {
 #[tokio::test]
 async fn caching_headers_refresh_after_rotation_and_last_good_while_kms_is_down() {
     let (sets, name) = support::key_set("ECC_NIST_P256").await;
-    let kms = support::Forwarder::start(&support::endpoint());
-    let server = Server::start(&kms.url, name.name(), None, "127.0.0.1:0");
+    let (kms, switch) = FaultProxy::switchable(&support::endpoint());
+    let server = serve(&kms.url, name.name(), None, "127.0.0.1:0");
     let http = reqwest::Client::new();
     let jwks_url = format!("{}/.well-known/jwks.json", server.url);
 
@@ -100,7 +80,7 @@ async fn caching_headers_refresh_after_rotation_and_last_good_while_kms_is_down(
     };
 
     // KMS goes away: the last good set is still served, and /healthz says it is stale.
-    kms.stop();
+    switch.set(Link::Down);
     tokio::time::sleep(Duration::from_secs(4)).await;
     let response = get(&http, &jwks_url).await;
     assert_eq!(response.status(), 200);
@@ -118,7 +98,7 @@ async fn pyjwt_verifies_with_nothing_but_the_issuer_url() {
     // The issuer is the server itself, so a client needs nothing else.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let issuer = format!("http://127.0.0.1:{port}");
-    let server = Server::start(&support::endpoint(), name.name(), Some(&issuer), &format!("127.0.0.1:{port}"));
+    let server = serve(&support::endpoint(), name.name(), Some(&issuer), &format!("127.0.0.1:{port}"));
     let signer = JwtSigner::new(KmsSigner::new(&support::kms().await, &name.current()).await.unwrap()).unwrap();
     let token = signer
         .sign(&Claims::new().subject("test-user").issuer(&issuer).audience("api").expires_at(kms_jwt::now() + 600))
@@ -142,7 +122,7 @@ print(json.dumps(claims))
 #[tokio::test]
 async fn thousands_of_concurrent_requests_all_succeed() {
     let (_, name) = support::key_set("ECC_NIST_P256").await;
-    let server = Server::start(&support::endpoint(), name.name(), None, "127.0.0.1:0");
+    let server = serve(&support::endpoint(), name.name(), None, "127.0.0.1:0");
     let http = reqwest::Client::new();
     let urls = [
         format!("{}/.well-known/jwks.json", server.url),
@@ -166,7 +146,9 @@ async fn thousands_of_concurrent_requests_all_succeed() {
 async fn publish_writes_static_well_known_files() {
     let (_, name) = support::key_set("ECC_NIST_P384").await;
     let dir = tempfile::tempdir().unwrap();
-    let out = support::kms_jwt(env!("CARGO_BIN_EXE_kms-jwt"), Some(&support::endpoint()))
+    let out = support::kms_jwt!()
+        .localstack()
+        .command()
         .args(["publish", "--key", name.name()])
         .args(["--issuer", "https://auth.example.com/", "--out-dir", dir.path().to_str().unwrap()])
         .output()

@@ -105,65 +105,6 @@ pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
     out
 }
 
-/// A command for the `kms-jwt` binary at `bin` (a test's `env!("CARGO_BIN_EXE_kms-jwt")`),
-/// pointed at KMS `endpoint` when one is given, with `LocalStack`'s dummy credentials.
-pub fn kms_jwt(bin: &str, endpoint: Option<&str>) -> Command {
-    let mut cmd = Command::new(bin);
-    if let Some(url) = endpoint {
-        cmd.args(["--endpoint-url", url, "--region", "us-east-1"]);
-    }
-    cmd.env("AWS_ACCESS_KEY_ID", "test").env("AWS_SECRET_ACCESS_KEY", "test");
-    cmd
-}
-
-/// A TCP forwarder on loopback, to take an endpoint away in the middle of a test.
-pub struct Forwarder {
-    /// `http://127.0.0.1:PORT`, forwarding to the target.
-    pub url: String,
-    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
-}
-
-impl Forwarder {
-    /// Forwards to `target` (an `http://host:port` URL).
-    pub fn start(target: &str) -> Forwarder {
-        use std::sync::atomic::Ordering;
-        let target = target.trim_start_matches("http://").trim_end_matches('/').to_owned();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (flag, list) = (stopped.clone(), conns.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { continue };
-                if flag.load(Ordering::SeqCst) {
-                    continue; // dropped: the connection is closed at once
-                }
-                let Ok(upstream) = std::net::TcpStream::connect(&target) else { continue };
-                list.lock().unwrap().extend([client.try_clone().unwrap(), upstream.try_clone().unwrap()]);
-                for (mut from, mut to) in
-                    [(client.try_clone().unwrap(), upstream.try_clone().unwrap()), (upstream, client)]
-                {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(std::net::Shutdown::Both);
-                    });
-                }
-            }
-        });
-        Forwarder { url, stopped, conns }
-    }
-
-    /// Closes every open connection and refuses new ones from now on.
-    pub fn stop(&self) {
-        self.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
-        for conn in self.conns.lock().unwrap().drain(..) {
-            let _ = conn.shutdown(std::net::Shutdown::Both);
-        }
-    }
-}
-
 /// jsonwebtoken's name for `alg`, where jsonwebtoken implements it (not ES512, ES256K).
 pub fn jsonwebtoken_alg(alg: kms_jwt::Algorithm) -> Option<jsonwebtoken::Algorithm> {
     use kms_jwt::Algorithm;
