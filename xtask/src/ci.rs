@@ -4,6 +4,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
+use kms_jwt_test_support as support;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -61,14 +62,14 @@ pub(crate) fn run() -> Result<()> {
     // this pass: the harness starts a container for each binary that asks for an endpoint.
     step("every test binary again, LocalStack through testcontainers (a Docker engine, else Podman)");
     let engine = Engine::up()?;
-    let env = [
+    let env: Vec<(&str, &str)> = [
         ("DOCKER_HOST", engine.docker_host.as_str()),
         ("CONTAINERS_CONF", engine.containers_conf.as_str()),
         ("KMS_JWT_TEST_PYTHON", python.as_str()),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-    ];
+    ]
+    .into_iter()
+    .chain(support::LOCALSTACK_ENV)
+    .collect();
     cargo_within(
         TEST_PASS_LIMIT,
         &["test", "--workspace", "--all-features", "--tests"],
@@ -123,13 +124,10 @@ impl Drop for Engine {
 
 /// The environment integration tests read: `LocalStack`'s endpoint and its dummy credentials.
 pub(crate) fn test_env(endpoint: &str, python: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("KMS_JWT_TEST_ENDPOINT", endpoint.to_owned()),
-        ("KMS_JWT_TEST_PYTHON", python.to_owned()),
-        ("AWS_ACCESS_KEY_ID", "test".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test".into()),
-        ("AWS_REGION", "us-east-1".into()),
-    ]
+    [("KMS_JWT_TEST_ENDPOINT", endpoint.to_owned()), ("KMS_JWT_TEST_PYTHON", python.to_owned())]
+        .into_iter()
+        .chain(support::LOCALSTACK_ENV.map(|(name, value)| (name, value.to_owned())))
+        .collect()
 }
 
 /// The longest a pass over the tests may take. Each takes a few minutes; a test that hangs

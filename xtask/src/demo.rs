@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use kms_jwt::keyset::{KeySetName, KeySets, ProvisionRequest, RotationPolicy};
 use kms_jwt::kms::{KmsOptions, KmsSigner};
 use kms_jwt::{Claims, JwtSigner, Signer as _, Verifier};
+use kms_jwt_test_support as support;
 use serde::de::IgnoredAny;
 
 #[allow(clippy::print_stdout)]
@@ -21,9 +22,9 @@ pub(crate) fn run(kms: &KmsOptions) -> Result<()> {
     if kms.endpoint_url.is_none() && std::env::var_os("AWS_ENDPOINT_URL").is_none() {
         crate::step("no KMS endpoint configured: using LocalStack on this machine (installed and started if needed)");
         kms.endpoint_url = Some(crate::localstack::script("up")?);
-        kms.region.get_or_insert_with(|| "us-east-1".into());
+        kms.region.get_or_insert_with(|| support::REGION.into());
         // LocalStack accepts any credentials; the demo must not need real ones.
-        kms.static_credentials = Some(("test".into(), "test".into()));
+        kms.static_credentials = Some((support::ACCESS_KEY_ID.into(), support::SECRET_ACCESS_KEY.into()));
     }
     crate::block_on(flow(&kms))
 }
