@@ -7,6 +7,7 @@
 mod cache;
 mod failover;
 mod issuer;
+mod remote;
 mod report;
 mod scaling;
 mod sign;
@@ -77,6 +78,19 @@ enum Command {
     /// up, us-east-1 a black hole, us-east-1 back. Prints tokens per second per phase and the
     /// longest wait for one token as JSON
     Failover { endpoint: String, set: String, concurrency: usize, phase_secs: u64 },
+    /// Serve a fresh ALG key's JWKS and discovery in-process, sign COUNT tokens for it (aud
+    /// api), then verify them PASSES times per round, ROUNDS rounds after a warm-up round, with
+    /// a warm `RemoteJwks` and with a local `Verifier` of the same keys in turn. Prints each
+    /// round's tokens per second, remote and local, as JSON
+    RemoteVerify { alg: Algorithm, count: usize, passes: usize, rounds: usize },
+    /// A cold `RemoteJwks` for ISSUER (cooldown `COOLDOWN_SECS`) against COUNT tokens with made-up
+    /// kids, CONCURRENCY at a time (tokens made first). Prints the run's length, the "unknown
+    /// key" answers and the latencies of the calls made once the keys were fetched, as JSON
+    RemoteStorm { issuer: String, count: usize, concurrency: usize, cooldown_secs: u64 },
+    /// A `RemoteJwks` for ISSUER (cooldown `COOLDOWN_SECS`), warmed with a token of SET's current
+    /// key; then `KMS_JWT keyset rotate --force --min-overlap 0s` and a token from the new key,
+    /// verified until it passes. Prints the seconds from the rotation's end to that, as JSON
+    RemoteRotation { endpoint: String, issuer: String, set: String, kms_jwt: PathBuf, cooldown_secs: u64 },
 }
 
 #[tokio::main]
@@ -101,6 +115,13 @@ async fn main() -> Result<()> {
         }
         Command::SignSdk { endpoint, key_arn, count, concurrency } => {
             sign::sign_sdk(endpoint, key_arn, count, concurrency).await
+        }
+        Command::RemoteVerify { alg, count, passes, rounds } => remote::verify(alg, count, passes, rounds).await,
+        Command::RemoteStorm { issuer, count, concurrency, cooldown_secs } => {
+            remote::storm(issuer, count, concurrency, cooldown_secs).await
+        }
+        Command::RemoteRotation { endpoint, issuer, set, kms_jwt, cooldown_secs } => {
+            remote::rotation(endpoint, issuer, set, &kms_jwt, cooldown_secs).await
         }
     }
 }

@@ -2,12 +2,13 @@
 //! as ratios (absolute times on a shared 2-core machine are noise) in `target/bench/`.
 //!
 //! One module per measured area, run in this order: `verify` and `scaling` (offline), then
-//! against `LocalStack` `sign`, `cache`, `issuer` and `failover`; `report` writes the one
-//! report. This module holds the order and the measurement helpers.
+//! against `LocalStack` `sign`, `cache`, `issuer`, `failover` and `remote` (the verifying side);
+//! `report` writes the one report. This module holds the order and the measurement helpers.
 
 mod cache;
 mod failover;
 mod issuer;
+mod remote;
 mod report;
 mod scaling;
 mod sign;
@@ -151,6 +152,7 @@ pub(crate) fn run() -> Result<()> {
     results.extend(cache::benchmarks(&base, &endpoint, &arn)?);
     results.extend(issuer::benchmarks(&out, [&ours, &base], &endpoint, &arn)?);
     results.extend(failover::benchmarks(&base, &endpoint)?);
+    results.extend(remote::benchmarks([&ours, &base], &endpoint)?);
     drop(localstack);
     report::write_report(&out, &results)
 }
