@@ -111,10 +111,12 @@ fn start_issuer(out: &Path, ours: &Path, endpoint: &str, port: u16) -> Result<Se
     let misses: Vec<String> =
         (0..=REPEATS).flat_map(|round| (0..ISSUER_REQUESTS).map(move |i| format!("\"miss-{round}-{i}\""))).collect();
     let policy = out.join("token-policy.toml");
+    // The principal is LocalStack's root: a policy names its account (no pattern spans accounts).
     std::fs::write(
         &policy,
         format!(
-            "[[rule]]\nprincipals = [\"arn:aws:iam::*:root\"]\naudiences = [\"api\", {}]\nmax_ttl = \"15m\"\n",
+            "[[rule]]\nprincipals = [\"arn:aws:iam::{}:root\"]\naudiences = [\"api\", {}]\nmax_ttl = \"15m\"\n",
+            support::ACCOUNT,
             misses.join(", ")
         ),
     )?;
