@@ -122,6 +122,39 @@ async fn discovery_etag_revalidation_and_a_rotation_picked_up() {
     );
 }
 
+/// A token from a new key that arrives while a background refresh of stale keys is under way
+/// waits for that refresh, which brings the key, rather than being refused as unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_key_met_during_a_background_refresh_waits_for_it() {
+    let slow = Arc::new(AtomicBool::new(false));
+    let delay = slow.clone();
+    let issuer = Issuer::start_with(move |e| {
+        if e.path == JWKS && delay.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(800));
+        }
+        None
+    })
+    .await;
+    let keys = issuer
+        .keys()
+        .max_age_between(Duration::from_secs(1), Duration::from_secs(1))
+        .cooldown(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let first = issuer.token("api").await;
+    keys.verify::<Claims>(&first).await.unwrap();
+    issuer.sets.rotate(&issuer.name, &support::rotation_policy(Some(Duration::ZERO), true)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let rotated = issuer.token("api").await;
+    // The keys are stale: this answers at once from them, and starts a refresh, which is slow.
+    slow.store(true, Ordering::SeqCst);
+    keys.verify::<Claims>(&first).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let fetches = issuer.proxy.count_path(JWKS);
+    keys.verify::<Claims>(&rotated).await.expect("the refresh under way brings the new key");
+    assert_eq!(issuer.proxy.count_path(JWKS), fetches, "no second fetch");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_is_served_from_the_last_good_keys_until_they_are_too_old() {
     let issuer = Issuer::start().await;

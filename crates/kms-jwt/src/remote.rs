@@ -6,8 +6,9 @@
 //! - **caching by the issuer's word**: `Cache-Control: max-age` (clamped to a floor and a
 //!   ceiling), `ETag` and `If-None-Match`;
 //! - **rotation**: a token whose `kid` is unknown makes one refetch at most once per cooldown
-//!   (default 30 s), single flight: a storm of made-up `kid`s costs one fetch per cooldown, and
-//!   every other such token is answered "unknown key" at once, without waiting on the network;
+//!   (default 30 s), single flight: a storm of made-up `kid`s costs one fetch per cooldown; a
+//!   token met while a fetch is under way waits for it, and every other such token is answered
+//!   "unknown key" at once, without waiting on the network;
 //! - **stale if error**: while the issuer cannot be reached the last good keys keep verifying,
 //!   for a bounded time (default 24 h), and then the error says they are too old;
 //! - **what is fetched**: only the URL configured (never one a token names: no `jku`, no
@@ -306,8 +307,8 @@ impl RemoteJwks {
         let verifier = self.checks.apply(self.verifier().await?);
         match verifier.verify::<T>(token) {
             Err(TokenError::UnknownKid(kid)) => {
-                // A new key, perhaps: one fetch per cooldown, and no caller waits for a fetch
-                // another one started.
+                // A new key, perhaps: one fetch per cooldown, which every caller meeting an
+                // unknown key meanwhile waits for (none starts another).
                 if self.refetch_now().await {
                     let verifier = self.checks.apply(self.verifier().await?);
                     return verifier.verify::<T>(token).map_err(Error::InvalidToken);
@@ -371,9 +372,14 @@ impl RemoteJwks {
         }
     }
 
-    /// Fetches again if the cooldown has passed and no fetch is in progress; whether it did.
+    /// Fetches again if the cooldown has passed; whether the keys are newer now. A fetch under
+    /// way (a background refresh, another caller's) is waited for, not repeated: its keys are
+    /// as new as any, and a token from a key it brings must not be refused meanwhile.
     async fn refetch_now(&self) -> bool {
-        let Ok(_fetching) = self.inner.fetching.try_lock() else { return false };
+        let Ok(_fetching) = self.inner.fetching.try_lock() else {
+            drop(self.inner.fetching.lock().await);
+            return true;
+        };
         let cooled = self.lock().attempted_at.is_none_or(|a| a.elapsed() >= self.inner.settings.cooldown);
         if cooled {
             self.fetch().await;
