@@ -33,7 +33,9 @@ pub(crate) fn run() -> Result<()> {
     consumers()?;
     step("cargo package: the library (built from its package), the server and the CLI");
     cargo(&["package", "-p", "kms-jwt"], &[])?;
-    cargo(&["package", "--no-verify", "-p", "kms-jwt-server", "-p", "kms-jwt-cli"], &[])?;
+    // The library is listed again so cargo packages the server and the CLI
+    // against it rather than looking for it on crates.io.
+    cargo(&["package", "--no-verify", "-p", "kms-jwt", "-p", "kms-jwt-server", "-p", "kms-jwt-cli"], &[])?;
     step("building the tests and the examples");
     cargo(&["test", "--workspace", "--all-features", "--no-run"], &[])?;
     cargo(&["build", "--workspace", "--all-features", "--examples"], &[])?;
