@@ -11,6 +11,7 @@
 //!   keeps the current token until then, and then callers mint (and see the error) themselves.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +33,23 @@ pub struct MintedToken {
     pub expires_at: i64,
     /// Its `jti`.
     pub jti: Option<String>,
+}
+
+/// How often the cache had a token and how often callers waited for a mint (their own, or one
+/// that another caller had started), since the cache was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Tokens handed out from the cache.
+    pub hits: u64,
+    /// Requests that waited for a mint.
+    pub misses: u64,
+}
+
+impl std::ops::Add for CacheStats {
+    type Output = CacheStats;
+    fn add(self, other: CacheStats) -> CacheStats {
+        CacheStats { hits: self.hits + other.hits, misses: self.misses + other.misses }
+    }
 }
 
 /// One mint in progress, shared by every caller that waits for it.
@@ -64,6 +82,8 @@ struct Inner<S> {
     refresh_ahead: i64,
     capacity: usize,
     entries: Mutex<Entries>,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 /// The lifetime of one request and the times derived from it.
@@ -104,6 +124,8 @@ impl<S: Signer + 'static> TokenCache<S> {
                 refresh_ahead: secs(margin),
                 capacity: capacity.max(1),
                 entries: Mutex::new(Entries::default()),
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
             }),
         }
     }
@@ -161,6 +183,12 @@ impl<S: Signer + 'static> TokenCache<S> {
         self.len() == 0
     }
 
+    /// Hits and misses so far.
+    #[must_use]
+    pub fn stats(&self) -> CacheStats {
+        CacheStats { hits: self.inner.hits.load(Ordering::Relaxed), misses: self.inner.misses.load(Ordering::Relaxed) }
+    }
+
     /// The signer the cache mints with.
     #[must_use]
     pub fn signer(&self) -> &JwtSigner<S> {
@@ -199,8 +227,10 @@ impl<S: Signer + 'static> Inner<S> {
                         let _ = inner.fly(&key, &claims, lifetime.ttl, &flight, now).await;
                     });
                 }
+                self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(token);
             }
+            self.misses.fetch_add(1, Ordering::Relaxed);
             make_room(&mut entries.map, self.capacity, &key, now);
             let entry = entries.map.entry(key.clone()).or_default();
             entry.used = tick;
@@ -375,10 +405,12 @@ mod tests {
         let same = claims.clone().jwt_id("x").issued_at(5).expires_at(6);
         assert_eq!(cache.token_at(&same, t0 + 500).await.unwrap(), first);
         assert_eq!(calls(&cache), 1);
+        assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 1 });
         // Within 60 s of its expiry (t0 + 600) it is replaced.
         let renewed = cache.token_at(&claims, t0 + 541).await.unwrap();
         assert_ne!(renewed, first);
         assert_eq!(calls(&cache), 2);
+        assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 2 });
         // Other claims, other token.
         let other = cache.token_at(&Claims::new().subject("other"), t0).await.unwrap();
         assert_ne!(other, renewed);

@@ -209,6 +209,22 @@ impl FailoverSigner {
         self.regions.iter().map(|r| r.name.as_str())
     }
 
+    /// Each region, in order of preference, and whether it is in use: `false` while it is
+    /// passed over after an outage (until a call to it succeeds again).
+    pub fn region_health(&self) -> impl Iterator<Item = (&str, bool)> {
+        self.regions.iter().map(|r| {
+            let health = r.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            (r.name.as_str(), health.down_until.is_none())
+        })
+    }
+
+    /// When the key was created, as the preferred region that answered describes it.
+    #[must_use]
+    pub fn created(&self) -> Option<std::time::SystemTime> {
+        let region = self.regions.iter().find(|r| r.name == self.reference.region);
+        region.and_then(|r| r.signer.get()).and_then(|s| s.key().key.created)
+    }
+
     /// The key id shared by every region (`mrk-...` for a multi-Region key).
     #[must_use]
     pub fn key_id(&self) -> &str {

@@ -93,7 +93,7 @@ pub use aws_config;
 pub use aws_sdk_kms;
 
 pub use alg::{Algorithm, Curve, KeyFamily, UnknownAlgorithm};
-pub use cache::{MintedToken, TokenCache};
+pub use cache::{CacheStats, MintedToken, TokenCache};
 pub use claims::{Claims, now};
 pub use error::{BoxError, Error, Result, TokenError};
 pub use jwk::{Jwk, Jwks, MIN_RSA_BITS, PublicKey};

@@ -17,7 +17,7 @@
 //! 7. the token, from a cache keyed by claims and lifetime.
 
 use std::net::IpAddr;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
@@ -26,7 +26,7 @@ use super::authenticate::{Authenticator, Caller, Refusal, RefusalKind};
 use super::limit::{RateLimiter, Verdict, address_key};
 use super::policy::{Decision, MIN_TTL, TokenPolicy};
 use super::replay::{Replay, ReplayCache};
-use crate::cache::MintedToken;
+use crate::cache::{CacheStats, MintedToken};
 use crate::{Claims, JwtSigner, Result, Signer, TokenCache};
 
 /// The claim that carries the caller's AWS account id.
@@ -184,6 +184,8 @@ pub struct Issuer<A: Authenticator> {
     by_key: RateLimiter,
     by_principal: RateLimiter,
     replay: ReplayCache,
+    /// The hits and misses of the token caches of keys no longer signed with.
+    retired: Mutex<CacheStats>,
 }
 
 /// A cached token is handed out until a quarter of its lifetime (at most 5 minutes) is left.
@@ -199,6 +201,7 @@ impl<A: Authenticator> Issuer<A> {
             by_key: RateLimiter::new(config.rate_limit, capacity),
             by_principal: RateLimiter::new(config.rate_limit, capacity),
             replay: ReplayCache::new(config.replay_capacity),
+            retired: Mutex::default(),
             policy: RwLock::new(Arc::new(policy)),
             minting: RwLock::new(minting),
             authenticator,
@@ -243,8 +246,18 @@ impl<A: Authenticator> Issuer<A> {
             )));
         }
         let fresh = Arc::new(Minting::new(signer, self.config.cache_capacity)?);
-        *self.minting.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+        let old = std::mem::replace(&mut *self.minting.write().unwrap_or_else(PoisonError::into_inner), fresh);
+        // Read after the swap: no later hit counts twice, so the total never goes down.
+        let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
+        *retired = *retired + old.cache.stats();
         Ok(true)
+    }
+
+    /// The token cache's hits and misses since the issuer started, across rotations.
+    #[must_use]
+    pub fn cache_stats(&self) -> CacheStats {
+        let retired = *self.retired.lock().unwrap_or_else(PoisonError::into_inner);
+        retired + self.minting.read().unwrap_or_else(PoisonError::into_inner).cache.stats()
     }
 
     /// The `kid` of the key tokens are signed with now.

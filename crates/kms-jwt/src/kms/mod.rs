@@ -3,6 +3,7 @@
 
 mod errors;
 mod key;
+mod observe;
 mod signer;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 
 use self::errors::{ErrorContext, map_sdk_error};
 pub use self::key::{KeyInfo, KeySpec, KeyState, KmsKey, MultiRegion, TAG_MAX_TOKEN_TTL, normalize_key_ref};
+pub use self::observe::{KmsCall, KmsCallOutcome, KmsObserver};
 pub use self::signer::{KmsSigner, KmsSignerBuilder};
 use crate::jwk::PublicKey;
 use crate::{Error, Result};
@@ -205,6 +207,14 @@ impl KmsClient {
             max_attempts: conf.retry_config().map_or(1, RetryConfig::max_attempts),
         };
         KmsClient { sdk, errors, shared_endpoint: SharedEndpoint::Same }
+    }
+
+    /// The same client, telling `observer` of every call it makes from now on (and every call
+    /// of its [`KmsClient::in_region`] clients): metrics on KMS without a metrics library here.
+    #[must_use]
+    pub fn observed(&self, observer: std::sync::Arc<dyn KmsObserver>) -> KmsClient {
+        let conf = self.sdk.config().to_builder().interceptor(observe::ObserverInterceptor(observer)).build();
+        KmsClient { sdk: Client::from_conf(conf), errors: self.errors, shared_endpoint: self.shared_endpoint.clone() }
     }
 
     /// The SDK client, for calls this crate does not make.

@@ -328,3 +328,16 @@ async fn rotating_while_minting_from_many_tasks_answers_every_request() {
     }
     assert_eq!(kids.len(), 50);
 }
+
+#[tokio::test]
+async fn cache_stats_add_up_across_rotations() {
+    let (issuer, _) = issuer(IssuerConfig::new("https://issuer.example"));
+    let c = client("192.0.2.9");
+    issuer.issue(&ask("api", None), &session(), &c).await.result.unwrap();
+    issuer.issue(&ask("api", None), &session(), &c).await.result.unwrap();
+    assert_eq!(issuer.cache_stats(), CacheStats { hits: 1, misses: 1 });
+    let signer: Arc<dyn Signer> = Arc::new(LocalSigner::generate(Algorithm::ES256).unwrap());
+    assert!(issuer.set_signer(signer).unwrap());
+    issuer.issue(&ask("api", None), &session(), &c).await.result.unwrap();
+    assert_eq!(issuer.cache_stats(), CacheStats { hits: 1, misses: 2 }, "a rotation keeps the counts");
+}
