@@ -29,6 +29,7 @@ enum Command {
     Decode(decode::DecodeArgs),
     Publish(publish::PublishArgs),
     Serve(serve::ServeArgs),
+    Health(serve::HealthArgs),
     Keyset(keyset::KeysetArgs),
     Token(token::TokenArgs),
     Completions(completions::CompletionsArgs),
@@ -36,10 +37,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KMS_JWT_LOG").unwrap_or_else(|_| "off".into()))
-        .init();
+    let json = matches!(&cli.command, Command::Serve(args) if args.json_logs());
+    init_logs(json);
     // A server answers many requests at once, on every core; a command does one thing.
     let mut builder = match cli.command {
         Command::Serve(_) => tokio::runtime::Builder::new_multi_thread(),
@@ -47,7 +46,7 @@ fn main() -> ExitCode {
     };
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
-        Err(e) => return fail(&anyhow::Error::new(e).context("cannot start the async runtime")),
+        Err(e) => return fail(&anyhow::Error::new(e).context("cannot start the async runtime"), json),
     };
     let opts = cli.aws.options();
     let result = runtime.block_on(async {
@@ -59,6 +58,7 @@ fn main() -> ExitCode {
             Command::Decode(args) => decode::run(&args),
             Command::Publish(args) => publish::run(args, &opts).await,
             Command::Serve(args) => serve::run(args, &opts).await,
+            Command::Health(args) => serve::health(args).await,
             Command::Keyset(args) => keyset::run(args, &opts).await,
             Command::Token(args) => token::run(args, &opts).await,
             Command::Completions(args) => completions::run(&args, &mut Cli::command()),
@@ -68,14 +68,27 @@ fn main() -> ExitCode {
         Ok(code) => code,
         // A reader that went away (`| head -1`) is not an error worth a message.
         Err(e) if kms_jwt_cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
+        Err(e) => fail(&e, json),
     }
 }
 
-/// One line on stderr and exit 2. The chain of context is printed down to the first error of
-/// the library, whose message is complete; its own sources (the AWS SDK's error) are
-/// internals that `KMS_JWT_LOG=debug` shows.
-fn fail(e: &anyhow::Error) -> ExitCode {
+/// `tracing` on stderr: off unless `KMS_JWT_LOG` says otherwise; for a server logging JSON,
+/// INFO and above as one JSON object per line (its messages are INFO events then).
+fn init_logs(json: bool) {
+    let filter =
+        |default: &str| tracing_subscriber::EnvFilter::try_from_env("KMS_JWT_LOG").unwrap_or_else(|_| default.into());
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr);
+    if json {
+        logs.json().flatten_event(true).with_current_span(false).with_env_filter(filter("info")).init();
+    } else {
+        logs.with_env_filter(filter("off")).init();
+    }
+}
+
+/// One line on stderr (a JSON object for a server logging JSON) and exit 2. The chain of
+/// context is printed down to the first error of the library, whose message is complete; its
+/// own sources (the AWS SDK's error) are internals that `KMS_JWT_LOG=debug` shows.
+fn fail(e: &anyhow::Error, json: bool) -> ExitCode {
     let mut parts = Vec::new();
     for cause in e.chain() {
         parts.push(cause.to_string());
@@ -84,6 +97,10 @@ fn fail(e: &anyhow::Error) -> ExitCode {
             break;
         }
     }
-    kms_jwt_cli::say(&parts.join(": "));
+    if json {
+        tracing::error!(target: "kms_jwt", "{}", parts.join(": "));
+    } else {
+        kms_jwt_cli::say(&parts.join(": "));
+    }
     ExitCode::from(2)
 }

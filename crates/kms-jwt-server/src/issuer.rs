@@ -2,7 +2,7 @@
 //! proofs, and the set's current key, followed through rotations.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -26,6 +26,8 @@ pub struct TokenConfig {
     pub rate_limit: u32,
     /// Requests per client address per minute; 0 for none.
     pub address_rate_limit: u32,
+    /// Requests decided at once; more get 503.
+    pub max_in_flight: usize,
 }
 
 /// Reads `path` as a token policy for keys whose tokens live at most `longest`.
@@ -37,26 +39,43 @@ fn read_policy(path: &Path, longest: Option<Duration>) -> Result<TokenPolicy> {
 /// The issuer and what keeps it current.
 pub(crate) struct Running {
     pub(crate) issuer: Arc<Issuer<StsProofs>>,
+    /// The signer the issuer signs with, for the metrics.
+    signer: RwLock<Arc<FailoverSigner>>,
     config: TokenConfig,
     regions: Vec<KmsClient>,
     key: String,
     longest: Option<Duration>,
 }
 
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running").field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+/// What the issuer needs that can be checked without KMS: the policy file, the STS endpoint.
+/// A mistake there stops the server before it listens.
+pub(crate) fn check(config: &TokenConfig, issuer: &str, regions: &[KmsClient]) -> Result<StsProofs> {
+    read_policy(&config.policy, None)?;
+    let sts_region = match &config.sts_region {
+        Some(region) => region.clone(),
+        None => regions.first().and_then(KmsClient::region).context("no STS region: pass --sts-region")?.to_owned(),
+    };
+    let rules = ProofRules { server_id: config.server_id.clone().unwrap_or_else(|| issuer.to_owned()), sts_region };
+    StsProofs::new(rules, config.sts_endpoint.as_deref()).context("--sts-endpoint-url")
+}
+
 impl Running {
-    /// Reads the policy and resolves the signing key (the first `--key`: a set's current key);
-    /// any problem stops the server at start-up.
-    pub(crate) async fn start(config: &TokenConfig, issuer: &str, key: &str, regions: &[KmsClient]) -> Result<Running> {
-        // What can be checked offline first: a bad file or endpoint is refused before any
-        // call to KMS.
-        read_policy(&config.policy, None)?;
-        let sts_region = match &config.sts_region {
-            Some(region) => region.clone(),
-            None => regions.first().and_then(KmsClient::region).context("no STS region: pass --sts-region")?.to_owned(),
-        };
-        let rules = ProofRules { server_id: config.server_id.clone().unwrap_or_else(|| issuer.to_owned()), sts_region };
-        let proofs = StsProofs::new(rules, config.sts_endpoint.as_deref()).context("--sts-endpoint-url")?;
-        let signer = FailoverSigner::builder(regions.to_vec(), key).build().await?;
+    /// Resolves the signing key (the first `--key`: a set's current key) and reads the policy
+    /// against its lifetime limit; `proofs` is what [`check`] gave.
+    pub(crate) async fn start(
+        config: &TokenConfig,
+        proofs: StsProofs,
+        issuer: &str,
+        key: &str,
+        regions: &[KmsClient],
+    ) -> Result<Running> {
+        let signer = Arc::new(FailoverSigner::builder(regions.to_vec(), key).build().await?);
         let longest = signer.max_token_ttl();
         let policy = read_policy(&config.policy, longest)?;
         crate::say(&format!(
@@ -71,9 +90,10 @@ impl Running {
             address_rate_limit: config.address_rate_limit,
             ..IssuerConfig::new(issuer)
         };
-        let issuer = Issuer::new(settings, proofs, policy, Arc::new(signer))?;
+        let issuer = Issuer::new(settings, proofs, policy, signer.clone())?;
         Ok(Running {
             issuer: Arc::new(issuer),
+            signer: RwLock::new(signer),
             config: config.clone(),
             regions: regions.to_vec(),
             key: key.to_owned(),
@@ -81,8 +101,13 @@ impl Running {
         })
     }
 
+    /// The signer in use.
+    pub(crate) fn signer(&self) -> Arc<FailoverSigner> {
+        self.signer.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     /// Re-reads the policy file; a bad one keeps the policy in force and says so.
-    fn reload(&self) {
+    pub(crate) fn reload(&self) {
         match read_policy(&self.config.policy, self.longest) {
             Ok(policy) => {
                 crate::say(&format!("token policy reloaded, {} rules", policy.len()));
@@ -119,18 +144,15 @@ impl Running {
                 continue;
             }
             let arn = fresh.arn();
-            match self.issuer.set_signer(Arc::new(fresh)) {
-                Ok(true) => crate::say(&format!("{} now names {arn}; POST /token signs with it", self.key)),
+            let fresh = Arc::new(fresh);
+            match self.issuer.set_signer(fresh.clone()) {
+                Ok(true) => {
+                    *self.signer.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+                    crate::say(&format!("{} now names {arn}; POST /token signs with it", self.key));
+                }
                 Ok(false) => {}
                 Err(e) => crate::say(&format!("cannot sign with {arn}, signing with the last key: {e}")),
             }
-        }
-    }
-
-    /// Reloads the policy on every SIGHUP.
-    pub(crate) async fn reload_on(self: Arc<Self>, mut hup: tokio::signal::unix::Signal) {
-        while hup.recv().await.is_some() {
-            self.reload();
         }
     }
 }

@@ -17,13 +17,14 @@ use kms_jwt::issuer::{
 use tokio::sync::Semaphore;
 
 use crate::audit;
+use crate::metrics::Metrics;
 
 /// The largest `/token` request body: room for a proof with a long session token.
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 /// How long a client has to send its body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Requests decided at once; more get 503 at once rather than queueing.
-const MAX_IN_FLIGHT: usize = 64;
+/// Requests decided at once by default; more get 503 at once rather than queueing.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 
 /// How a transport finds the credential in a `/token` request: the body's proof for `serve`,
 /// the invocation's verified identity for a Lambda function.
@@ -45,13 +46,35 @@ impl FromTokenRequest for StsProofs {
 pub struct TokenRoute<A: Authenticator> {
     issuer: Arc<Issuer<A>>,
     in_flight: Semaphore,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl<A: Authenticator> TokenRoute<A> {
     /// A route for `issuer`.
     #[must_use]
     pub fn new(issuer: Arc<Issuer<A>>) -> TokenRoute<A> {
-        TokenRoute { issuer, in_flight: Semaphore::new(MAX_IN_FLIGHT) }
+        TokenRoute { issuer, in_flight: Semaphore::new(DEFAULT_MAX_IN_FLIGHT), metrics: None }
+    }
+
+    /// Decides at most `n` requests at once (default [`DEFAULT_MAX_IN_FLIGHT`]); more get 503
+    /// at once: each holds an STS call, and perhaps a KMS one.
+    #[must_use]
+    pub fn max_in_flight(mut self, n: usize) -> TokenRoute<A> {
+        self.in_flight = Semaphore::new(n.max(1));
+        self
+    }
+
+    /// Counts every decision in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> TokenRoute<A> {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count(&self, result: Result<(), &Refusal>, rule: Option<usize>) {
+        if let Some(metrics) = &self.metrics {
+            metrics.decision(result, rule);
+        }
     }
 }
 
@@ -68,6 +91,7 @@ pub(crate) async fn token<A: FromTokenRequest>(State(route): State<Arc<TokenRout
     };
     let refuse = |refusal: Refusal| {
         audit::emit(&record(&refusal));
+        route.count(Err(&refusal), None);
         answer(&request_id, Err(refusal))
     };
     // The address's rate before anything is read: a flood from one address costs no more than
@@ -76,6 +100,7 @@ pub(crate) async fn token<A: FromTokenRequest>(State(route): State<Arc<TokenRout
         if first {
             audit::emit(&record(&refusal));
         }
+        route.count(Err(&refusal), None);
         return answer(&request_id, Err(refusal));
     }
     // The body next: a slow client holds its connection, not one of the permits.
@@ -96,6 +121,7 @@ pub(crate) async fn token<A: FromTokenRequest>(State(route): State<Arc<TokenRout
     };
     let outcome = route.issuer.issue(&ask, &credential, &client).await;
     audit::emit(&outcome.audit);
+    route.count(outcome.result.as_ref().map(|_| ()), outcome.audit.rule);
     answer(&request_id, outcome.result.map(|issued| (issued.token, issued.expires_at)))
 }
 

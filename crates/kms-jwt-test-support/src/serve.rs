@@ -17,14 +17,25 @@ pub struct Serve {
 }
 
 impl Serve {
-    /// Spawns `cmd` (a `kms-jwt ... serve ...` command) and waits for its "listening on" line.
-    /// Panics with what it printed when it exits first.
+    /// Spawns `cmd` (a `kms-jwt ... serve ...` command) and waits for its "listening on" line
+    /// (it is ready then). Panics with what it printed when it exits first.
     pub fn spawn(cmd: Command) -> Serve {
         Serve::try_spawn(cmd).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// [`Serve::spawn`] until the line that starts with `marker` and then names the URL
+    /// (`"kms-jwt: starting on "`: listening, keys not loaded yet). With `--log-format json`
+    /// the marker is matched against each line's message, without `kms-jwt: `.
+    pub fn spawn_until(cmd: Command, marker: &str) -> Serve {
+        Serve::try_spawn_until(cmd, marker).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// [`Serve::spawn`], saying why it did not start rather than panicking: for xtask.
-    pub fn try_spawn(mut cmd: Command) -> Result<Serve, String> {
+    pub fn try_spawn(cmd: Command) -> Result<Serve, String> {
+        Serve::try_spawn_until(cmd, "kms-jwt: listening on ")
+    }
+
+    fn try_spawn_until(mut cmd: Command, marker: &str) -> Result<Serve, String> {
         let mut child = cmd.stderr(Stdio::piped()).spawn().map_err(|e| format!("cannot spawn kms-jwt serve: {e}"))?;
         let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -34,7 +45,15 @@ impl Serve {
                 let status = child.wait().ok();
                 return Err(format!("serve exited ({status:?}) before listening: {:?}", log.lock().unwrap()));
             };
-            let url = line.strip_prefix("kms-jwt: listening on ").map(str::to_owned);
+            let message = serde_json::from_str::<serde_json::Value>(&line)
+                .ok()
+                .and_then(|json| json["message"].as_str().map(|m| format!("kms-jwt: {m}")));
+            let url = message
+                .as_deref()
+                .unwrap_or(&line)
+                .strip_prefix(marker)
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(|url| url.trim_end_matches(':').to_owned());
             log.lock().unwrap().push(line);
             if let Some(url) = url {
                 break url;
