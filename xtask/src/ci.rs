@@ -49,13 +49,23 @@ pub(crate) fn run() -> Result<()> {
     }
     step("the library's tests without its kms feature (no AWS SDK in the build)");
     cargo(&["test", "-p", "kms-jwt", "--no-default-features"], &[])?;
+    let binary = crate::repo_root().join("target/debug/kms-jwt");
+    let binary = binary.to_str().context("a UTF-8 path")?;
+    step("deploy/kubernetes: kubernetes-validate (strict, offline) and its consistency with kms-jwt serve");
+    script("kubernetes-check.sh", &[binary]).context("deploy/kubernetes does not validate")?;
+    // The debug binary the tests run: the image's packaging (base, user, health check, drain)
+    // is what is tested, and a release build would add minutes; scripts/image.sh without
+    // --binary builds the release image.
+    step("building the serve image with Podman (scripts/image.sh), for the image test");
+    let image = script("image.sh", &["--binary", binary, "--tag", "ci"])?;
 
     step("starting LocalStack for the integration tests");
     let localstack = Guard::up()?;
     let python = Guard::python()?;
     step(&format!("running every test against LocalStack at {}", localstack.endpoint));
     let env = test_env(&localstack.endpoint, &python);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env: Vec<(&str, &str)> =
+        env.iter().map(|(k, v)| (*k, v.as_str())).chain([("KMS_JWT_TEST_IMAGE", image.as_str())]).collect();
     cargo_within(TEST_PASS_LIMIT, &["test", "--workspace", "--all-features"], &env, &[])?;
     step("stopping LocalStack");
     drop(localstack);
@@ -68,6 +78,7 @@ pub(crate) fn run() -> Result<()> {
         ("DOCKER_HOST", engine.docker_host.as_str()),
         ("CONTAINERS_CONF", engine.containers_conf.as_str()),
         ("KMS_JWT_TEST_PYTHON", python.as_str()),
+        ("KMS_JWT_TEST_IMAGE", image.as_str()),
     ]
     .into_iter()
     .chain(support::LOCALSTACK_ENV)
