@@ -39,7 +39,7 @@ enum Command {
     /// Everything CI checks: fmt, clippy, unit and `LocalStack` integration tests
     Ci,
     /// Benchmarks against baselines in the same run; report in target/bench/
-    Bench,
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
         Command::Localstack(args) => localstack::run(&args),
         Command::Demo => demo::run(&kms),
         Command::Ci => ci::run(),
-        Command::Bench => bench::run(),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@
 //! measured area, as in `cargo xtask bench`; `report` prints what each run found.
 
 mod cache;
+mod drain;
 mod failover;
 mod issuer;
 mod remote;
@@ -14,6 +15,7 @@ mod sign;
 mod verify;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -91,6 +93,11 @@ enum Command {
     /// key; then `KMS_JWT keyset rotate --force --min-overlap 0s` and a token from the new key,
     /// verified until it passes. Prints the seconds from the rotation's end to that, as JSON
     RemoteRotation { endpoint: String, issuer: String, set: String, kms_jwt: PathBuf, cooldown_secs: u64 },
+    /// `KMS_JWT serve` for SET with a token policy, STS (at ENDPOINT) behind a proxy that holds
+    /// every call `HOLD_SECS`; COUNT `POST /token` at once, and SIGTERM once all have reached STS
+    /// (drain timeout `DRAIN_SECS`). Prints the tokens, refusals and cut requests, the exit code
+    /// and the seconds from SIGTERM to the exit, as JSON
+    Drain { kms_jwt: PathBuf, endpoint: String, set: String, count: usize, hold_secs: u64, drain_secs: u64 },
 }
 
 #[tokio::main]
@@ -122,6 +129,10 @@ async fn main() -> Result<()> {
         }
         Command::RemoteRotation { endpoint, issuer, set, kms_jwt, cooldown_secs } => {
             remote::rotation(endpoint, issuer, set, &kms_jwt, cooldown_secs).await
+        }
+        Command::Drain { kms_jwt, endpoint, set, count, hold_secs, drain_secs } => {
+            let (hold, timeout) = (Duration::from_secs(hold_secs), Duration::from_secs(drain_secs));
+            drain::drain(&kms_jwt, &endpoint, &set, count, hold, timeout).await
         }
     }
 }

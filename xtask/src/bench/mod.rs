@@ -2,7 +2,8 @@
 //! as ratios (absolute times on a shared 2-core machine are noise) in `target/bench/`.
 //!
 //! One module per measured area, run in this order: `verify` and `scaling` (offline), then
-//! against `LocalStack` `sign`, `cache`, `issuer`, `failover` and `remote` (the verifying side);
+//! against `LocalStack` `sign`, `cache`, `issuer`, `failover`, `remote` (the verifying side) and
+//! `service` (TLS against nginx, metrics, the drain);
 //! `report` writes the one report. This module holds the order and the measurement helpers.
 
 mod cache;
@@ -11,6 +12,7 @@ mod issuer;
 mod remote;
 mod report;
 mod scaling;
+mod service;
 mod sign;
 mod verify;
 
@@ -134,7 +136,29 @@ fn on_one_core(program: &Path) -> Command {
     cmd
 }
 
-pub(crate) fn run() -> Result<()> {
+/// The measured areas, in the order they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Area {
+    Verify,
+    Scaling,
+    Sign,
+    Cache,
+    Issuer,
+    Failover,
+    Remote,
+    Service,
+}
+
+/// `cargo xtask bench`.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Run only these areas (repeatable) [default: all]
+    #[arg(long, value_enum, value_name = "AREA")]
+    only: Vec<Area>,
+}
+
+pub(crate) fn run(args: &Args) -> Result<()> {
+    let runs = |area: Area| args.only.is_empty() || args.only.contains(&area);
     let root = crate::repo_root();
     let out = root.join("target/bench");
     std::fs::create_dir_all(&out)?;
@@ -142,18 +166,38 @@ pub(crate) fn run() -> Result<()> {
     crate::ci::cargo(&["build", "--release", "--quiet", "-p", "kms-jwt-cli", "-p", "kms-jwt-bench"], &[])?;
     let ours = root.join("target/release/kms-jwt");
     let base = root.join("target/release/kms-jwt-bench");
-    let mut results = verify::benchmarks(&out, &ours, &base)?;
-    results.extend(scaling::benchmarks(&out, &ours, &base)?);
-    step("starting LocalStack for the signing benchmarks");
-    let localstack = Guard::up()?;
-    let endpoint = localstack.endpoint.clone();
-    let (arn, kid) = crate::block_on(bench_key(&endpoint))?;
-    results.extend(sign::benchmarks(&root, &out, [&ours, &base], &endpoint, &arn, &kid)?);
-    results.extend(cache::benchmarks(&base, &endpoint, &arn)?);
-    results.extend(issuer::benchmarks(&out, [&ours, &base], &endpoint, &arn)?);
-    results.extend(failover::benchmarks(&base, &endpoint)?);
-    results.extend(remote::benchmarks([&ours, &base], &endpoint)?);
-    drop(localstack);
+    let mut results = Vec::new();
+    if runs(Area::Verify) {
+        results.extend(verify::benchmarks(&out, &ours, &base)?);
+    }
+    if runs(Area::Scaling) {
+        results.extend(scaling::benchmarks(&out, &ours, &base)?);
+    }
+    let online = [Area::Sign, Area::Cache, Area::Issuer, Area::Failover, Area::Remote, Area::Service];
+    if online.into_iter().any(runs) {
+        step("starting LocalStack for the signing benchmarks");
+        let localstack = Guard::up()?;
+        let endpoint = localstack.endpoint.clone();
+        let (arn, kid) = crate::block_on(bench_key(&endpoint))?;
+        if runs(Area::Sign) {
+            results.extend(sign::benchmarks(&root, &out, [&ours, &base], &endpoint, &arn, &kid)?);
+        }
+        if runs(Area::Cache) {
+            results.extend(cache::benchmarks(&base, &endpoint, &arn)?);
+        }
+        if runs(Area::Issuer) {
+            results.extend(issuer::benchmarks(&out, [&ours, &base], &endpoint, &arn)?);
+        }
+        if runs(Area::Failover) {
+            results.extend(failover::benchmarks(&base, &endpoint)?);
+        }
+        if runs(Area::Remote) {
+            results.extend(remote::benchmarks([&ours, &base], &endpoint)?);
+        }
+        if runs(Area::Service) {
+            results.extend(service::benchmarks(&out, [&ours, &base], &endpoint)?);
+        }
+    }
     report::write_report(&out, &results)
 }
 
