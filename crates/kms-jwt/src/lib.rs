@@ -4,7 +4,8 @@
 //!   for the signature; `kms::KmsSigner` signs with KMS `Sign` (feature `kms`, on by
 //!   default), [`LocalSigner`] in memory. Any of them fits behind an `Arc<dyn Signer>`.
 //! - [`Verifier`] checks tokens against a JWKS or PEM with every key pinned to one algorithm.
-//! - [`jwk`] converts between SPKI, PEM and JWK, computes RFC 7638 thumbprints and JWKS.
+//! - [`Jwk`], [`Jwks`] and [`PublicKey`] convert between SPKI, PEM and JWK and compute RFC 7638
+//!   thumbprints.
 //! - `keyset` provisions and rotates a key set behind three KMS aliases, in one region or as
 //!   multi-Region keys in several (feature `kms`).
 //! - `failover::FailoverSigner` signs with a multi-Region key in the first of several regions

@@ -149,7 +149,7 @@ impl Verifier {
     /// Verifies a JWT: the signature with the key its header selects (and that key's pinned
     /// algorithm), then the registered claims' types, `exp` and `nbf` (with the leeway), then
     /// `iss` and `aud` as configured. Returns the protected header and the claims as `T`, built
-    /// only once every check has passed: [`Claims`] for a map, any `Deserialize` type for typed
+    /// only once every check has passed: [`Claims`](crate::Claims) for a map, any `Deserialize` type for typed
     /// claims, or `serde::de::IgnoredAny` for a check alone (the cheapest).
     ///
     /// ```

@@ -314,7 +314,7 @@ impl KeySets {
     }
 }
 
-/// The spec `provision` creates unless asked otherwise, as KMS names it ([`KeySpec::DEFAULT`]).
+/// The spec `provision` creates unless asked otherwise, as KMS names it ([`crate::kms::KeySpec::DEFAULT`]).
 pub const DEFAULT_KEY_SPEC: &str = "RSA_2048";
 
 #[cfg(test)]
