@@ -356,6 +356,7 @@ fn denied_floods_are_limited_before_sts_and_sts_throttling_is_503() {
         *statuses.entry(post(&server, body("other", None, proof("test"))).0).or_default() += 1;
     }
     let reached = sts.count("GetCallerIdentity");
+    eprintln!("{reached} of 120 denied requests reached STS with --rate-limit 5: {statuses:?}");
     assert!(reached <= 10, "{reached} of 120 denied requests reached STS with --rate-limit 5: {statuses:?}");
     assert_eq!(statuses.keys().copied().collect::<Vec<_>>(), [403, 429], "{statuses:?}");
 
