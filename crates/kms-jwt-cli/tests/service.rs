@@ -337,6 +337,29 @@ fn without_tls_it_says_once_that_tls_is_expected_in_front() {
     assert!(told[0].contains("TLS is expected in front"), "{told:?}");
 }
 
+/// Every connection is a file: a soft limit of 256 (systemd's default is 1,024) would refuse
+/// connections, and KMS's and STS's with them, long before `--max-connections`. The server
+/// raises its soft limit to the hard one.
+#[test]
+fn the_server_raises_its_open_files_limit_to_the_hard_limit() {
+    let name = key_set();
+    let policy = policy();
+    let inner = serve_command(&support::endpoint(), name.name(), "https://issuer.example", free_port(), &policy);
+    let mut cmd = Command::new("prlimit");
+    cmd.arg("--nofile=256:4096").arg("--").arg(inner.get_program()).args(inner.get_args());
+    for (key, value) in inner.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    let server = Serve::spawn(cmd);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[3..5], ["4096", "4096"], "{line}");
+}
+
 #[test]
 fn a_bad_certificate_stops_the_server_before_it_listens() {
     let pki = Pki::new();

@@ -130,6 +130,9 @@ pub async fn serve(config: ServeConfig) -> Result<Stopped> {
     // Taken first: a signal while the server starts is handled, not fatal.
     let hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    // Every connection is a file, and so is every KMS and STS connection: a soft limit of
+    // 1,024 would refuse them long before `--max-connections`.
+    listener::raise_open_files_limit();
     if let Some(token) = &token {
         issuer::check(token, source.issuer(), source.regions())?;
     }
