@@ -30,7 +30,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080", env = "KMS_JWT_LISTEN")]
     listen: SocketAddr,
     /// How often to re-read the keys from KMS; also the documents' Cache-Control max-age
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = positive_duration)]
     refresh: Duration,
     /// Read the keys from R, and sign POST /token answers with the key's replica there, when KMS in --region fails (a multi-Region set); repeatable, tried in order
     #[arg(long, value_name = "R")]
@@ -42,7 +42,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = Limits::default().per_address)]
     max_connections_per_address: usize,
     /// The longest a connection lives (keep-alive included); then its request in flight has 10s to finish
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = positive_duration)]
     connection_lifetime: Duration,
     /// On SIGTERM, how long requests in flight have to finish before they are cut
     #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = humantime::parse_duration)]
@@ -105,6 +105,16 @@ impl ServeArgs {
     #[must_use]
     pub fn json_logs(&self) -> bool {
         self.log_format == LogFormatArg::Json
+    }
+}
+
+/// A duration above zero: a refresh or a connection lifetime of 0 would spin or close every
+/// connection at once.
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be longer than 0s".to_owned()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
     }
 }
 

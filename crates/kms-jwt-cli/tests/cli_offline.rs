@@ -228,3 +228,45 @@ async fn decode_shows_header_and_payload_with_a_warning() {
     assert!(stderr(&out).contains("NOT verified"));
     assert_one_line_error(&cli.output(["decode", "a.b"]), 2, "3 segments");
 }
+
+/// A refresh of 0 made the key refresher's interval panic in its task (the server then served
+/// its first keys forever, `/healthz` "ok"), and a connection lifetime of 0 closed every
+/// connection at once: both are refused before anything starts.
+#[test]
+fn serve_refuses_a_zero_refresh_or_connection_lifetime() {
+    for flag in ["--refresh", "--connection-lifetime"] {
+        let mut child = support::kms_jwt!()
+            .endpoint("http://127.0.0.1:9")
+            .command()
+            .args([
+                "serve",
+                "--key",
+                "jwt",
+                "--issuer",
+                "https://issuer.example",
+                "--listen",
+                "127.0.0.1:0",
+                flag,
+                "0s",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("serve {flag} 0s started instead of refusing: {:?}", child.wait_with_output().unwrap());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("invalid value '0s' for '{flag} <DURATION>': must be longer than 0s")),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
