@@ -64,6 +64,9 @@ fn main() -> ExitCode {
             Command::Completions(args) => completions::run(&args, &mut Cli::command()),
         }
     });
+    // Not a wait on blocking tasks that will not end (a DNS lookup during an outage): a drained
+    // server must exit within its grace period.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(code) => code,
         // A reader that went away (`| head -1`) is not an error worth a message.
