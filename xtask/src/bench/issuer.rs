@@ -126,7 +126,7 @@ fn start_issuer(out: &Path, ours: &Path, endpoint: &str, port: u16) -> Result<Se
         .args(["serve", "--key", BENCH_SET, "--issuer", &issuer])
         .args(["--listen", &format!("127.0.0.1:{port}"), "--token-policy"])
         .arg(&policy)
-        .args(["--sts-endpoint-url", endpoint, "--rate-limit", "1000000000"])
+        .args(["--sts-endpoint-url", endpoint, "--rate-limit", "1000000000", "--address-rate-limit", "0"])
         .stdout(Stdio::null());
     Serve::try_spawn(serve).map_err(anyhow::Error::msg)
 }
