@@ -291,27 +291,22 @@ impl Collector for Live {
                     seconds_since(created),
                 )?;
             }
-            let mut regions = encoder.encode_descriptor(
+            let health = source.region_health();
+            region_gauges(
+                &mut encoder,
                 "jwks_region_up",
                 "Whether the keys were last read from this region (or would be): 0 after it failed",
-                None,
-                prometheus_client::metrics::MetricType::Gauge,
+                health.iter().map(|(region, up)| (region.as_str(), *up)),
             )?;
-            for (region, up) in &source.region_health() {
-                ConstGauge::new(i64::from(*up)).encode(regions.encode_family(&[("region", region.as_str())])?)?;
-            }
         }
         if let Some(running) = self.issuer.get() {
             let signer = running.signer();
-            let mut regions = encoder.encode_descriptor(
+            region_gauges(
+                &mut encoder,
                 "signer_region_up",
                 "Whether POST /token signs in this region: 0 while it is passed over after an outage",
-                None,
-                prometheus_client::metrics::MetricType::Gauge,
+                signer.region_health(),
             )?;
-            for (region, up) in signer.region_health() {
-                ConstGauge::new(i64::from(up)).encode(regions.encode_family(&[("region", region)])?)?;
-            }
             if let Some(created) = signer.created() {
                 gauge(
                     &mut encoder,
@@ -338,6 +333,20 @@ fn gauge(
 ) -> Result<(), std::fmt::Error> {
     let metric = ConstGauge::new(value);
     metric.encode(encoder.encode_descriptor(name, help, unit, metric.metric_type())?)
+}
+
+/// A gauge family with one 0-or-1 sample per region.
+fn region_gauges<'a>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    health: impl Iterator<Item = (&'a str, bool)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Gauge)?;
+    for (region, up) in health {
+        ConstGauge::new(i64::from(up)).encode(family.encode_family(&[("region", region)])?)?;
+    }
+    Ok(())
 }
 
 fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Result<(), std::fmt::Error> {
