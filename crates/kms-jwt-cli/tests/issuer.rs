@@ -30,8 +30,7 @@ claims     = { team = "platform" }
 
 /// A new ECC key set (ECC: LocalStack signs with it in milliseconds).
 fn key_set() -> kms_jwt::keyset::KeySetName {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(support::key_set("ECC_NIST_P256")).1
+    support::key_set_blocking("ECC_NIST_P256")
 }
 
 /// The policy above, in a file that must outlive the server reading it.

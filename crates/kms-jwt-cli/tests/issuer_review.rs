@@ -29,8 +29,7 @@ fn root_rule() -> String {
 
 /// A new ECC key set (LocalStack signs ECC in milliseconds).
 fn key_set() -> String {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(support::key_set("ECC_NIST_P256")).1.name().to_owned()
+    support::key_set_blocking("ECC_NIST_P256").name().to_owned()
 }
 
 /// `kms-jwt serve` for set `name` with `policy`, proofs sent to `sts` (LocalStack, or a proxy).

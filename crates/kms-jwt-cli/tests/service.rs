@@ -126,8 +126,7 @@ fn free_port() -> u16 {
 }
 
 fn key_set() -> kms_jwt::keyset::KeySetName {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(support::key_set("ECC_NIST_P256")).1
+    support::key_set_blocking("ECC_NIST_P256")
 }
 
 fn policy() -> tempfile::NamedTempFile {

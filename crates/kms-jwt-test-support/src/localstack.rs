@@ -128,6 +128,13 @@ pub async fn key_set(spec: &str) -> (kms_jwt::keyset::KeySets, kms_jwt::keyset::
     key_set_in(spec, &[]).await
 }
 
+/// [`key_set`] for a test that runs no async runtime of its own (a `#[test]` driving a
+/// `kms-jwt` process): its name.
+pub fn key_set_blocking(spec: &str) -> kms_jwt::keyset::KeySetName {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(key_set(spec)).1
+}
+
 /// Provisions a fresh key set of `spec` on LocalStack; with `regions`, a multi-Region set (the
 /// primary in the first, which must be us-east-1, the tests' region).
 pub async fn key_set_in(spec: &str, regions: &[&str]) -> (kms_jwt::keyset::KeySets, kms_jwt::keyset::KeySetName) {

@@ -2,6 +2,7 @@
 //! on one core; a storm of unknown `kid`s against `kms-jwt serve`, with the JWKS fetches counted
 //! at a proxy in front of it; and how soon a token from a rotated key verifies.
 
+use kms_jwt::publish::JWKS_PATH;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -24,7 +25,6 @@ const STORM_TOKENS: usize = 10_000;
 const STORM_CONCURRENCY: usize = 32;
 /// `RemoteJwks`'s default cooldown between fetches for unknown `kid`s.
 const COOLDOWN_SECS: u64 = 30;
-const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 pub(super) fn benchmarks([ours, base]: [&Path; 2], endpoint: &str) -> Result<Vec<Comparison>> {
     let mut results = Vec::new();

@@ -2,6 +2,7 @@
 //! certificate (200s and 304s, keep-alive, each server on one core, wrk on the other); the cost
 //! of `--metrics-listen`; and a drain with 200 `POST /token` requests in flight.
 
+use kms_jwt::publish::JWKS_PATH;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,7 +23,6 @@ const DRAIN_REQUESTS: usize = 200;
 const DRAIN_HOLD_SECS: u64 = 3;
 const DRAIN_TIMEOUT_SECS: u64 = 20;
 const DRAIN_RUNS: usize = 3;
-const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 pub(super) fn benchmarks(out: &Path, [ours, base]: [&Path; 2], endpoint: &str) -> Result<Vec<Comparison>> {
     crate::script("bench-tools.sh", &[])?;
