@@ -93,11 +93,16 @@ async fn the_image_serves_issues_reports_health_and_drains_on_podman_stop() {
     slow.store(true, Ordering::SeqCst);
     let creds =
         aws_credential_types::Credentials::new(support::ACCESS_KEY_ID, support::SECRET_ACCESS_KEY, None, None, "test");
-    let proof = sign_proof(&creds, Some("us-east-1"), &issuer, SystemTime::now()).unwrap();
+    // Dated before the last minute, where `kms-jwt token` above dated its own: two proofs of
+    // one key in one second are the same proof, and the second is refused as used.
+    let proof = sign_proof(&creds, Some("us-east-1"), &issuer, SystemTime::now() - Duration::from_secs(90)).unwrap();
     let body = serde_json::to_vec(&TokenRequest { audience: "api".into(), ttl: Some("10m".into()), proof }).unwrap();
     let in_flight = tokio::spawn(http.post(format!("{issuer}/token")).body(body).send());
     let signs = kms.count("Sign");
+    let deadline = Instant::now() + Duration::from_secs(30);
     while kms.count("Sign") == signs {
+        assert!(!in_flight.is_finished(), "the token request was answered before it reached KMS's Sign");
+        assert!(Instant::now() < deadline, "no Sign call within 30 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let stop = tokio::task::spawn_blocking({
