@@ -97,6 +97,7 @@ async fn flow(kms: &KmsOptions) -> Result<()> {
         if_older_than: None,
         force: true,
         description: "kms-jwt demo".into(),
+        key_spec: None,
     };
     let rotated = sets.rotate(&name, &policy).await?;
     say(&serde_json::to_string_pretty(&kms_jwt_cli::keyset::outcome_json(&rotated))?);

@@ -27,11 +27,11 @@ impl<S: Signer> Signer for Slow<S> {
     fn public_key(&self) -> &PublicKey {
         self.inner.public_key()
     }
-    fn sign_digest<'a>(&'a self, digest: &'a aws_lc_rs::digest::Digest) -> kms_jwt::SignatureFuture<'a> {
+    fn sign_message<'a>(&'a self, message: &'a [u8]) -> kms_jwt::SignatureFuture<'a> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         Box::pin(async move {
             tokio::time::sleep(KMS_DELAY).await;
-            self.inner.sign_digest(digest).await
+            self.inner.sign_message(message).await
         })
     }
 }

@@ -65,6 +65,11 @@ pub(crate) fn verify_jsonwebtoken(tokens: &Path, jwks: &Path) -> Result<()> {
             )?,
             jsonwebtoken::Algorithm::ES256,
         ),
+        PublicKey::Ed25519 { x } => (
+            jsonwebtoken::DecodingKey::from_ed_components(&kms_jwt::fuzzing::b64_encode(x))?,
+            jsonwebtoken::Algorithm::EdDSA,
+        ),
+        PublicKey::MlDsa { level, .. } => anyhow::bail!("jsonwebtoken has no {}", level.algorithm()),
     };
     let validation = jsonwebtoken::Validation::new(alg);
     let mut valid = 0;

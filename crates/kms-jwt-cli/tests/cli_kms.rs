@@ -185,6 +185,7 @@ async fn jwks_of_an_alias_publishes_the_whole_key_set() {
         if_older_than: None,
         force: false,
         description: "t".into(),
+        key_spec: None,
     };
     sets.rotate(&name, &policy).await.unwrap();
     let jwks = Jwks::parse(stdout(&cli.output(["jwks", "--key", &name.current()])).as_bytes()).unwrap();

@@ -200,8 +200,7 @@ async fn forged_sign_answers_emit_no_token() {
     }
     // A well-formed signature by another key is caught by the local verification.
     let stranger = LocalSigner::generate(Algorithm::ES256).unwrap();
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"x");
-    let forged = kms_jwt::fuzzing::fixed_to_der(&stranger.sign_digest(&digest).await.unwrap()).unwrap();
+    let forged = kms_jwt::fuzzing::fixed_to_der(&stranger.sign_message(b"x").await.unwrap()).unwrap();
     let proxy = kms_proxy(rewrite_sign("Signature", standard_base64(&forged)));
     let mut cmd = support::kms_jwt!().endpoint(&proxy.url).command();
     cmd.args(["sign", "--key", &key_id]);

@@ -1,5 +1,5 @@
 //! Test support shared by the kms-jwt crates and the bench: the `LocalStack` endpoint (a
-//! process or a testcontainers container), KMS keys, the binary under test, a `kms-jwt serve`
+//! process or a testcontainers container), the MiniStack endpoint (Ed25519 in KMS), KMS keys, the binary under test, a `kms-jwt serve`
 //! guard, a fault proxy, and verifiers we did not write.
 //!
 //! Two features: `harness` (the `serve` guard, the fault proxy, the CLI helper, `LocalStack`'s
@@ -12,6 +12,8 @@
 mod cli;
 #[cfg(feature = "kms")]
 mod localstack;
+#[cfg(feature = "kms")]
+mod ministack;
 #[cfg(feature = "harness")]
 pub mod proxy;
 #[cfg(feature = "harness")]
@@ -21,6 +23,8 @@ pub mod serve;
 pub use cli::*;
 #[cfg(feature = "kms")]
 pub use localstack::*;
+#[cfg(feature = "kms")]
+pub use ministack::*;
 
 use std::process::{Command, Output};
 
@@ -63,7 +67,8 @@ print(json.dumps(out))
         .collect()
 }
 
-/// Verifies a JOSE signature with the openssl CLI (ECDSA converted back to DER).
+/// Verifies a JOSE signature with the openssl CLI (ECDSA converted back to DER; Ed25519 and
+/// ML-DSA over the raw message with `pkeyutl`).
 pub fn openssl_verify(pem: &str, alg: kms_jwt::Algorithm, signing_input: &str, jose_signature: &[u8]) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let (pem_path, sig_path, msg_path) =
@@ -73,7 +78,14 @@ pub fn openssl_verify(pem: &str, alg: kms_jwt::Algorithm, signing_input: &str, j
     let sig =
         if alg.is_ecdsa() { kms_jwt::fuzzing::fixed_to_der(jose_signature).unwrap() } else { jose_signature.to_vec() };
     std::fs::write(&sig_path, sig).unwrap();
-    let digest = match alg.digest().output_len() {
+    let Some(digest) = alg.digest() else {
+        // Ed25519 and ML-DSA sign the message itself.
+        let mut cmd = Command::new("openssl");
+        cmd.args(["pkeyutl", "-verify", "-rawin", "-pubin", "-inkey"]).arg(&pem_path);
+        cmd.arg("-sigfile").arg(&sig_path).arg("-in").arg(&msg_path);
+        return cmd.output().expect("openssl");
+    };
+    let digest = match digest.output_len() {
         32 => "-sha256",
         48 => "-sha384",
         _ => "-sha512",
@@ -105,7 +117,8 @@ pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
     out
 }
 
-/// jsonwebtoken's name for `alg`, where jsonwebtoken implements it (not ES512, ES256K).
+/// jsonwebtoken's name for `alg`, where jsonwebtoken implements it (not ES512, ES256K,
+/// RFC 9864's `Ed25519` or ML-DSA).
 pub fn jsonwebtoken_alg(alg: kms_jwt::Algorithm) -> Option<jsonwebtoken::Algorithm> {
     use kms_jwt::Algorithm;
     Some(match alg {
@@ -117,11 +130,13 @@ pub fn jsonwebtoken_alg(alg: kms_jwt::Algorithm) -> Option<jsonwebtoken::Algorit
         Algorithm::PS512 => jsonwebtoken::Algorithm::PS512,
         Algorithm::ES256 => jsonwebtoken::Algorithm::ES256,
         Algorithm::ES384 => jsonwebtoken::Algorithm::ES384,
+        Algorithm::EdDSA => jsonwebtoken::Algorithm::EdDSA,
         _ => return None,
     })
 }
 
-/// A jsonwebtoken decoding key for a public key, from its JWK members.
+/// A jsonwebtoken decoding key for a public key, from its JWK members (for the keys whose
+/// algorithm [`jsonwebtoken_alg`] names).
 pub fn jsonwebtoken_key(public: &kms_jwt::PublicKey) -> jsonwebtoken::DecodingKey {
     use kms_jwt::PublicKey;
     use kms_jwt::fuzzing::b64_encode;
@@ -132,5 +147,7 @@ pub fn jsonwebtoken_key(public: &kms_jwt::PublicKey) -> jsonwebtoken::DecodingKe
         PublicKey::Ec { x, y, .. } => {
             jsonwebtoken::DecodingKey::from_ec_components(&b64_encode(x), &b64_encode(y)).unwrap()
         }
+        PublicKey::Ed25519 { x } => jsonwebtoken::DecodingKey::from_ed_components(&b64_encode(x)).unwrap(),
+        PublicKey::MlDsa { level, .. } => panic!("jsonwebtoken has no {}", level.algorithm()),
     }
 }

@@ -174,6 +174,7 @@ pub fn rotation_policy(min_overlap: Option<Duration>, force: bool) -> kms_jwt::k
         if_older_than: None,
         force,
         description: "kms-jwt test".into(),
+        key_spec: None,
     }
 }
 

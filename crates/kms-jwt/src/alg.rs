@@ -81,6 +81,68 @@ impl fmt::Display for Curve {
     }
 }
 
+/// An ML-DSA parameter set (FIPS 204): the key and signature sizes and the security level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MlDsaLevel {
+    /// ML-DSA-44 (`ML_DSA_44`): 1,312-byte public key, 2,420-byte signature.
+    L44,
+    /// ML-DSA-65 (`ML_DSA_65`): 1,952-byte public key, 3,309-byte signature.
+    L65,
+    /// ML-DSA-87 (`ML_DSA_87`): 2,592-byte public key, 4,627-byte signature.
+    L87,
+}
+
+impl MlDsaLevel {
+    pub(crate) const ALL: [MlDsaLevel; 3] = [MlDsaLevel::L44, MlDsaLevel::L65, MlDsaLevel::L87];
+
+    /// The KMS `KeySpec` of keys of this parameter set.
+    #[must_use]
+    pub const fn kms_key_spec(self) -> &'static str {
+        match self {
+            MlDsaLevel::L44 => "ML_DSA_44",
+            MlDsaLevel::L65 => "ML_DSA_65",
+            MlDsaLevel::L87 => "ML_DSA_87",
+        }
+    }
+
+    /// The JWS algorithm of this parameter set (also the JWK's required `alg`).
+    #[must_use]
+    pub const fn algorithm(self) -> Algorithm {
+        match self {
+            MlDsaLevel::L44 => Algorithm::MlDsa44,
+            MlDsaLevel::L65 => Algorithm::MlDsa65,
+            MlDsaLevel::L87 => Algorithm::MlDsa87,
+        }
+    }
+
+    /// Bytes in an encoded public key.
+    #[must_use]
+    pub const fn public_key_len(self) -> usize {
+        match self {
+            MlDsaLevel::L44 => 1312,
+            MlDsaLevel::L65 => 1952,
+            MlDsaLevel::L87 => 2592,
+        }
+    }
+
+    /// Bytes in a signature.
+    #[must_use]
+    pub const fn signature_len(self) -> usize {
+        match self {
+            MlDsaLevel::L44 => 2420,
+            MlDsaLevel::L65 => 3309,
+            MlDsaLevel::L87 => 4627,
+        }
+    }
+}
+
+/// The largest message KMS signs with `MessageType=RAW` (Ed25519, ML-DSA): a longer JWS
+/// signing input is refused before KMS is called.
+pub(crate) const KMS_RAW_MESSAGE_MAX: usize = 4096;
+
+/// The KMS `KeySpec` of Ed25519 keys.
+pub(crate) const ED25519_KEY_SPEC: &str = "ECC_NIST_EDWARDS25519";
+
 /// A JWS signature algorithm that a KMS asymmetric key can produce.
 ///
 /// HMAC (`HS*`) and `none` are deliberately absent: a KMS signing key is asymmetric, and a
@@ -108,6 +170,18 @@ pub enum Algorithm {
     ES512,
     /// ECDSA on secp256k1 with SHA-256 (RFC 8812).
     ES256K,
+    /// `EdDSA` (RFC 8037), which on this crate's keys is always Ed25519: the `alg` that
+    /// `PyJWT`, jsonwebtoken and most verifiers accept today.
+    EdDSA,
+    /// Ed25519, fully specified (RFC 9864): the same signature as [`Algorithm::EdDSA`] under
+    /// the name RFC 9864 recommends for new use.
+    Ed25519,
+    /// ML-DSA-44 (RFC 9964), pure ML-DSA with an empty context.
+    MlDsa44,
+    /// ML-DSA-65 (RFC 9964).
+    MlDsa65,
+    /// ML-DSA-87 (RFC 9964).
+    MlDsa87,
 }
 
 /// The key family an algorithm needs.
@@ -117,11 +191,15 @@ pub enum KeyFamily {
     Rsa,
     /// An EC key on this curve.
     Ec(Curve),
+    /// An Ed25519 key (JWK `kty` `OKP`, `crv` `Ed25519`).
+    Ed25519,
+    /// An ML-DSA key of this parameter set (JWK `kty` `AKP`).
+    MlDsa(MlDsaLevel),
 }
 
 impl Algorithm {
     /// Every algorithm, in the order RFC 7518 lists them.
-    pub const ALL: [Algorithm; 10] = [
+    pub const ALL: [Algorithm; 15] = [
         Algorithm::RS256,
         Algorithm::RS384,
         Algorithm::RS512,
@@ -132,6 +210,11 @@ impl Algorithm {
         Algorithm::ES384,
         Algorithm::ES512,
         Algorithm::ES256K,
+        Algorithm::EdDSA,
+        Algorithm::Ed25519,
+        Algorithm::MlDsa44,
+        Algorithm::MlDsa65,
+        Algorithm::MlDsa87,
     ];
 
     /// The `alg` header value.
@@ -148,16 +231,25 @@ impl Algorithm {
             Algorithm::ES384 => "ES384",
             Algorithm::ES512 => "ES512",
             Algorithm::ES256K => "ES256K",
+            Algorithm::EdDSA => "EdDSA",
+            Algorithm::Ed25519 => "Ed25519",
+            Algorithm::MlDsa44 => "ML-DSA-44",
+            Algorithm::MlDsa65 => "ML-DSA-65",
+            Algorithm::MlDsa87 => "ML-DSA-87",
         }
     }
 
-    /// The digest computed locally over the signing input.
+    /// The digest a signer computes locally over the signing input, so that only the digest
+    /// travels to KMS; `None` for Ed25519 and ML-DSA, which sign the message itself.
     #[must_use]
-    pub fn digest(self) -> &'static digest::Algorithm {
+    pub fn digest(self) -> Option<&'static digest::Algorithm> {
         match self {
-            Algorithm::RS256 | Algorithm::PS256 | Algorithm::ES256 | Algorithm::ES256K => &digest::SHA256,
-            Algorithm::RS384 | Algorithm::PS384 | Algorithm::ES384 => &digest::SHA384,
-            Algorithm::RS512 | Algorithm::PS512 | Algorithm::ES512 => &digest::SHA512,
+            Algorithm::RS256 | Algorithm::PS256 | Algorithm::ES256 | Algorithm::ES256K => Some(&digest::SHA256),
+            Algorithm::RS384 | Algorithm::PS384 | Algorithm::ES384 => Some(&digest::SHA384),
+            Algorithm::RS512 | Algorithm::PS512 | Algorithm::ES512 => Some(&digest::SHA512),
+            Algorithm::EdDSA | Algorithm::Ed25519 | Algorithm::MlDsa44 | Algorithm::MlDsa65 | Algorithm::MlDsa87 => {
+                None
+            }
         }
     }
 
@@ -174,6 +266,10 @@ impl Algorithm {
             Algorithm::ES256 | Algorithm::ES256K => "ECDSA_SHA_256",
             Algorithm::ES384 => "ECDSA_SHA_384",
             Algorithm::ES512 => "ECDSA_SHA_512",
+            // Pure Ed25519 over the raw message; `ED25519_PH_SHA_512` is Ed25519ph, which JOSE
+            // does not define.
+            Algorithm::EdDSA | Algorithm::Ed25519 => "ED25519_SHA_512",
+            Algorithm::MlDsa44 | Algorithm::MlDsa65 | Algorithm::MlDsa87 => "ML_DSA_SHAKE_256",
         }
     }
 
@@ -191,6 +287,10 @@ impl Algorithm {
             Algorithm::ES384 => KeyFamily::Ec(Curve::P384),
             Algorithm::ES512 => KeyFamily::Ec(Curve::P521),
             Algorithm::ES256K => KeyFamily::Ec(Curve::Secp256k1),
+            Algorithm::EdDSA | Algorithm::Ed25519 => KeyFamily::Ed25519,
+            Algorithm::MlDsa44 => KeyFamily::MlDsa(MlDsaLevel::L44),
+            Algorithm::MlDsa65 => KeyFamily::MlDsa(MlDsaLevel::L65),
+            Algorithm::MlDsa87 => KeyFamily::MlDsa(MlDsaLevel::L87),
         }
     }
 
@@ -200,16 +300,22 @@ impl Algorithm {
         match self.key_family() {
             KeyFamily::Rsa => matches!(key_spec, "RSA_2048" | "RSA_3072" | "RSA_4096"),
             KeyFamily::Ec(curve) => curve.kms_key_spec() == key_spec,
+            KeyFamily::Ed25519 => key_spec == ED25519_KEY_SPEC,
+            KeyFamily::MlDsa(level) => level.kms_key_spec() == key_spec,
         }
     }
 
     /// The algorithm a key of this family is pinned to when nothing else is asked for:
-    /// RS256 for RSA (the most widely verified), the curve's own ES* for EC.
+    /// RS256 for RSA (the most widely verified), the curve's own ES* for EC, `EdDSA` for
+    /// Ed25519 (what verifiers accept today, RFC 9864's `Ed25519` on request), the parameter
+    /// set's own ML-DSA.
     #[must_use]
     pub const fn default_for(family: KeyFamily) -> Algorithm {
         match family {
             KeyFamily::Rsa => Algorithm::RS256,
             KeyFamily::Ec(curve) => curve.algorithm(),
+            KeyFamily::Ed25519 => Algorithm::EdDSA,
+            KeyFamily::MlDsa(level) => level.algorithm(),
         }
     }
 
@@ -218,8 +324,18 @@ impl Algorithm {
     pub fn default_for_key_spec(key_spec: &str) -> Option<Algorithm> {
         match key_spec {
             "RSA_2048" | "RSA_3072" | "RSA_4096" => Some(Algorithm::RS256),
-            other => Curve::from_kms_key_spec(other).map(Curve::algorithm),
+            ED25519_KEY_SPEC => Some(Algorithm::EdDSA),
+            other => Curve::from_kms_key_spec(other)
+                .map(Curve::algorithm)
+                .or_else(|| MlDsaLevel::ALL.into_iter().find(|l| l.kms_key_spec() == other).map(MlDsaLevel::algorithm)),
         }
+    }
+
+    /// Whether KMS signs the message itself (`MessageType=RAW`, at most 4,096 bytes) rather
+    /// than a digest computed locally.
+    #[must_use]
+    pub const fn signs_raw_message(self) -> bool {
+        matches!(self.key_family(), KeyFamily::Ed25519 | KeyFamily::MlDsa(_))
     }
 
     /// Whether this is an ECDSA algorithm (whose JOSE signature is fixed-width R||S).
@@ -241,6 +357,10 @@ impl Algorithm {
             Algorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
             Algorithm::ES512 => &signature::ECDSA_P521_SHA512_FIXED,
             Algorithm::ES256K => &signature::ECDSA_P256K1_SHA256_FIXED,
+            Algorithm::EdDSA | Algorithm::Ed25519 => &signature::ED25519,
+            Algorithm::MlDsa44 => &signature::ML_DSA_44,
+            Algorithm::MlDsa65 => &signature::ML_DSA_65,
+            Algorithm::MlDsa87 => &signature::ML_DSA_87,
         }
     }
 }
@@ -253,7 +373,9 @@ impl fmt::Display for Algorithm {
 
 /// The error for an `alg` string this crate does not implement.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unsupported algorithm {0:?} (expected one of RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 ES256K)")]
+#[error(
+    "unsupported algorithm {0:?} (expected one of RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 ES256K EdDSA Ed25519 ML-DSA-44 ML-DSA-65 ML-DSA-87)"
+)]
 pub struct UnknownAlgorithm(pub String);
 
 impl FromStr for Algorithm {
@@ -296,5 +418,12 @@ mod tests {
         assert_eq!(Algorithm::default_for_key_spec("ECC_NIST_P521"), Some(Algorithm::ES512));
         assert_eq!(Algorithm::default_for_key_spec("SYMMETRIC_DEFAULT"), None);
         assert_eq!(Algorithm::default_for_key_spec("HMAC_256"), None);
+        assert_eq!(Algorithm::default_for_key_spec("ECC_NIST_EDWARDS25519"), Some(Algorithm::EdDSA));
+        assert!(Algorithm::Ed25519.fits_key_spec("ECC_NIST_EDWARDS25519"));
+        assert_eq!(Algorithm::default_for_key_spec("ML_DSA_65"), Some(Algorithm::MlDsa65));
+        assert!(!Algorithm::MlDsa44.fits_key_spec("ML_DSA_65"));
+        assert_eq!(Algorithm::EdDSA.kms_name(), "ED25519_SHA_512");
+        assert_eq!(Algorithm::MlDsa87.kms_name(), "ML_DSA_SHAKE_256");
+        assert!(Algorithm::MlDsa44.signs_raw_message() && !Algorithm::ES256.signs_raw_message());
     }
 }

@@ -339,14 +339,14 @@ mod tests {
         fn public_key(&self) -> &PublicKey {
             self.inner.public_key()
         }
-        fn sign_digest<'a>(&'a self, digest: &'a aws_lc_rs::digest::Digest) -> SignatureFuture<'a> {
+        fn sign_message<'a>(&'a self, message: &'a [u8]) -> SignatureFuture<'a> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             Box::pin(async move {
                 tokio::time::sleep(self.delay).await;
                 if self.fail.load(Ordering::SeqCst) {
                     return Err(Error::InvalidResponse("injected".into()));
                 }
-                self.inner.sign_digest(digest).await
+                self.inner.sign_message(message).await
             })
         }
     }

@@ -64,7 +64,9 @@ pub enum Error {
 
     #[cfg(feature = "kms")]
     /// The KMS key is not an asymmetric `SIGN_VERIFY` key (an encryption or HMAC key).
-    #[error("kms key {key} has key usage {usage} and key spec {spec}; a SIGN_VERIFY RSA or ECC key is required")]
+    #[error(
+        "kms key {key} has key usage {usage} and key spec {spec}; a SIGN_VERIFY RSA, ECC or ML-DSA key is required"
+    )]
     WrongKeyUsage {
         /// The key.
         key: String,

@@ -11,7 +11,6 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::digest::Digest;
 use tokio::sync::OnceCell;
 
 use crate::kms::{KmsClient, KmsSigner};
@@ -250,7 +249,7 @@ impl FailoverSigner {
             .await
     }
 
-    async fn sign(&self, digest: &Digest) -> Result<Vec<u8>> {
+    async fn sign_input(&self, message: &[u8]) -> Result<Vec<u8>> {
         let mut last = None;
         let mut tried = false;
         // A region is admitted only as it is reached: one passed over because an earlier
@@ -260,7 +259,7 @@ impl FailoverSigner {
                 continue;
             }
             tried = true;
-            match self.sign_in(region, digest).await {
+            match self.sign_in(region, message).await {
                 Err(e) if e.is_outage() => last = Some(e),
                 done => return done,
             }
@@ -268,7 +267,7 @@ impl FailoverSigner {
         if !tried {
             // Every region is set aside: try them all in order rather than fail untried.
             for region in &self.regions {
-                match self.sign_in(region, digest).await {
+                match self.sign_in(region, message).await {
                     Err(e) if e.is_outage() => last = Some(e),
                     done => return done,
                 }
@@ -278,9 +277,9 @@ impl FailoverSigner {
     }
 
     /// Signs in `region`, and records what that says about the region.
-    async fn sign_in(&self, region: &Region, digest: &Digest) -> Result<Vec<u8>> {
+    async fn sign_in(&self, region: &Region, message: &[u8]) -> Result<Vec<u8>> {
         let signed = match self.signer_in(region).await {
-            Ok(signer) => signer.sign_digest(digest).await,
+            Ok(signer) => signer.sign_message(message).await,
             Err(e) => Err(e),
         };
         match signed {
@@ -318,8 +317,8 @@ impl Signer for FailoverSigner {
         &self.reference.public_key
     }
 
-    fn sign_digest<'a>(&'a self, digest: &'a Digest) -> SignatureFuture<'a> {
-        Box::pin(self.sign(digest))
+    fn sign_message<'a>(&'a self, message: &'a [u8]) -> SignatureFuture<'a> {
+        Box::pin(self.sign_input(message))
     }
 
     fn max_token_ttl(&self) -> Option<Duration> {

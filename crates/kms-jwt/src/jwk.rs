@@ -5,11 +5,24 @@ use der::{Decode as _, Encode as _};
 use serde_json::{Map, Value, json};
 use spki::SubjectPublicKeyInfoRef;
 
-use crate::alg::{Curve, KeyFamily};
+use crate::alg::{Curve, KeyFamily, MlDsaLevel};
 use crate::{Algorithm, Error, Result, b64, json};
 
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const ID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+
+/// The OID of an ML-DSA parameter set in an SPKI (RFC 9881), which has no parameters.
+fn ml_dsa_oid(level: MlDsaLevel) -> ObjectIdentifier {
+    ObjectIdentifier::new_unwrap(match level {
+        MlDsaLevel::L44 => "2.16.840.1.101.3.4.3.17",
+        MlDsaLevel::L65 => "2.16.840.1.101.3.4.3.18",
+        MlDsaLevel::L87 => "2.16.840.1.101.3.4.3.19",
+    })
+}
+
+/// The length of an Ed25519 public key (RFC 8032 section 5.1.5).
+const ED25519_KEY_LEN: usize = 32;
 
 /// The named-curve OID of `curve` in an SPKI.
 fn curve_oid(curve: Curve) -> ObjectIdentifier {
@@ -24,7 +37,7 @@ fn curve_oid(curve: Curve) -> ObjectIdentifier {
 /// The smallest RSA modulus this crate signs or verifies with (NIST SP 800-131A).
 pub const MIN_RSA_BITS: usize = 2048;
 
-/// An RSA or EC public key, reduced to the integers a JWK carries.
+/// A public key, reduced to the values a JWK carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublicKey {
     /// An RSA key: modulus and public exponent, big-endian, without leading zeros.
@@ -42,6 +55,18 @@ pub enum PublicKey {
         x: Vec<u8>,
         /// Y coordinate.
         y: Vec<u8>,
+    },
+    /// An Ed25519 key (RFC 8037, JWK `kty` `OKP`).
+    Ed25519 {
+        /// The 32-byte encoded point (the JWK's `x`).
+        x: Vec<u8>,
+    },
+    /// An ML-DSA key (RFC 9964, JWK `kty` `AKP`).
+    MlDsa {
+        /// The parameter set, which fixes the key's one algorithm.
+        level: MlDsaLevel,
+        /// The encoded public key (the JWK's `pub`), exactly the parameter set's length.
+        key: Vec<u8>,
     },
 }
 
@@ -66,7 +91,11 @@ impl PublicKey {
                     .ok_or_else(|| key_err(format!("unsupported EC curve {named}")))?;
                 Self::from_ec_point(curve, bits)
             }
-            other => Err(key_err(format!("unsupported key algorithm {other}"))),
+            ID_ED25519 if spki.algorithm.parameters.is_none() => Self::ed25519(bits.to_vec()),
+            other => match MlDsaLevel::ALL.into_iter().find(|&l| ml_dsa_oid(l) == other) {
+                Some(level) if spki.algorithm.parameters.is_none() => Self::ml_dsa(level, bits.to_vec()),
+                _ => Err(key_err(format!("unsupported key algorithm {other}"))),
+            },
         }
     }
 
@@ -101,6 +130,25 @@ impl PublicKey {
         Ok(PublicKey::Rsa { n: n.to_vec(), e: e.to_vec() })
     }
 
+    fn ed25519(x: Vec<u8>) -> Result<PublicKey> {
+        if x.len() != ED25519_KEY_LEN {
+            return Err(key_err(format!("Ed25519 key must be {ED25519_KEY_LEN} bytes, not {}", x.len())));
+        }
+        Ok(PublicKey::Ed25519 { x })
+    }
+
+    fn ml_dsa(level: MlDsaLevel, key: Vec<u8>) -> Result<PublicKey> {
+        if key.len() != level.public_key_len() {
+            return Err(key_err(format!(
+                "{} key must be {} bytes, not {}",
+                level.algorithm(),
+                level.public_key_len(),
+                key.len()
+            )));
+        }
+        Ok(PublicKey::MlDsa { level, key })
+    }
+
     pub(crate) fn from_ec_point(curve: Curve, point: &[u8]) -> Result<PublicKey> {
         let w = curve.scalar_len();
         match point.split_first() {
@@ -114,18 +162,20 @@ impl PublicKey {
     /// The DER `SubjectPublicKeyInfo`, as KMS `GetPublicKey` returns it and openssl reads it.
     #[must_use]
     pub fn to_spki_der(&self) -> Vec<u8> {
-        let (algorithm, bits) = match self {
-            PublicKey::Rsa { .. } => (
-                spki::AlgorithmIdentifierOwned { oid: RSA_ENCRYPTION, parameters: Some(der::asn1::Null.into()) },
-                self.verification_bytes(),
-            ),
-            PublicKey::Ec { curve, .. } => (
-                spki::AlgorithmIdentifierOwned { oid: EC_PUBLIC_KEY, parameters: Some(curve_oid(*curve).into()) },
-                self.verification_bytes(),
-            ),
+        let algorithm = match self {
+            PublicKey::Rsa { .. } => {
+                spki::AlgorithmIdentifierOwned { oid: RSA_ENCRYPTION, parameters: Some(der::asn1::Null.into()) }
+            }
+            PublicKey::Ec { curve, .. } => {
+                spki::AlgorithmIdentifierOwned { oid: EC_PUBLIC_KEY, parameters: Some(curve_oid(*curve).into()) }
+            }
+            PublicKey::Ed25519 { .. } => spki::AlgorithmIdentifierOwned { oid: ID_ED25519, parameters: None },
+            PublicKey::MlDsa { level, .. } => {
+                spki::AlgorithmIdentifierOwned { oid: ml_dsa_oid(*level), parameters: None }
+            }
         };
-        // Both parts come from validated integers, so encoding cannot fail.
-        let bits = bits.expect("validated key encodes");
+        // The key was validated when it was built, so encoding cannot fail.
+        let bits = self.verification_bytes().expect("validated key encodes");
         let spki = spki::SubjectPublicKeyInfoOwned {
             algorithm,
             subject_public_key: der::asn1::BitString::from_bytes(&bits).expect("bit string"),
@@ -145,10 +195,12 @@ impl PublicKey {
         match self {
             PublicKey::Rsa { .. } => KeyFamily::Rsa,
             PublicKey::Ec { curve, .. } => KeyFamily::Ec(*curve),
+            PublicKey::Ed25519 { .. } => KeyFamily::Ed25519,
+            PublicKey::MlDsa { level, .. } => KeyFamily::MlDsa(*level),
         }
     }
 
-    /// Size of the key in bits (RSA modulus, or the curve's field).
+    /// Size of the key in bits (RSA modulus, the curve's field, or an ML-DSA public key).
     #[must_use]
     pub fn bits(&self) -> usize {
         match self {
@@ -158,10 +210,13 @@ impl PublicKey {
                 Curve::P384 => 384,
                 Curve::P521 => 521,
             },
+            PublicKey::Ed25519 { .. } => 256,
+            PublicKey::MlDsa { key, .. } => key.len() * 8,
         }
     }
 
-    /// The bytes aws-lc-rs verifies with: PKCS#1 `RSAPublicKey` or an uncompressed point.
+    /// The bytes aws-lc-rs verifies with: PKCS#1 `RSAPublicKey`, an uncompressed point, or
+    /// the raw Ed25519 or ML-DSA public key.
     pub(crate) fn verification_bytes(&self) -> Result<Vec<u8>> {
         match self {
             PublicKey::Rsa { n, e } => {
@@ -172,6 +227,8 @@ impl PublicKey {
                 key.to_der().map_err(|e| key_err(e.to_string()))
             }
             PublicKey::Ec { x, y, .. } => Ok([&[0x04], x.as_slice(), y.as_slice()].concat()),
+            PublicKey::Ed25519 { x } => Ok(x.clone()),
+            PublicKey::MlDsa { key, .. } => Ok(key.clone()),
         }
     }
 
@@ -181,6 +238,12 @@ impl PublicKey {
             PublicKey::Rsa { n, e } => vec![("e", b64::encode(e)), ("kty", "RSA".into()), ("n", b64::encode(n))],
             PublicKey::Ec { curve, x, y } => {
                 vec![("crv", curve.name().into()), ("kty", "EC".into()), ("x", b64::encode(x)), ("y", b64::encode(y))]
+            }
+            // RFC 8037 section 2.
+            PublicKey::Ed25519 { x } => vec![("crv", "Ed25519".into()), ("kty", "OKP".into()), ("x", b64::encode(x))],
+            // RFC 9964: an AKP key names its one algorithm, and the thumbprint covers it.
+            PublicKey::MlDsa { level, key } => {
+                vec![("alg", level.algorithm().name().into()), ("kty", "AKP".into()), ("pub", b64::encode(key))]
             }
         }
     }
@@ -274,6 +337,28 @@ impl Jwk {
                 }
                 PublicKey::Ec { curve, x, y }
             }
+            Some("OKP") => {
+                if obj.contains_key("d") {
+                    return Err(key_err("JWK contains a private key; publish public keys only"));
+                }
+                match text("crv")? {
+                    Some("Ed25519") => PublicKey::ed25519(bytes("x")?)?,
+                    // Ed448, or an X25519/X448 key-agreement key: not for this verifier.
+                    Some(_) => return Ok(None),
+                    None => return Err(key_err("OKP JWK has no crv")),
+                }
+            }
+            Some("AKP") => {
+                if obj.contains_key("priv") {
+                    return Err(key_err("JWK contains a private key; publish public keys only"));
+                }
+                let name = text("alg")?.ok_or_else(|| key_err("AKP JWK has no alg"))?;
+                let Ok(alg) = name.parse::<Algorithm>() else { return Ok(None) };
+                let KeyFamily::MlDsa(level) = alg.key_family() else {
+                    return Err(key_err(format!("JWK alg {alg} does not fit its key type")));
+                };
+                PublicKey::ml_dsa(level, bytes("pub")?)?
+            }
             Some(_) => return Ok(None),
             None => return Err(key_err("JWK has no kty")),
         };
@@ -360,11 +445,23 @@ mod tests {
 
     #[test]
     fn spki_and_pem_round_trip() {
-        for alg in [Algorithm::RS256, Algorithm::ES256, Algorithm::ES384, Algorithm::ES512, Algorithm::ES256K] {
+        for alg in [
+            Algorithm::RS256,
+            Algorithm::ES256,
+            Algorithm::ES384,
+            Algorithm::ES512,
+            Algorithm::ES256K,
+            Algorithm::EdDSA,
+            Algorithm::MlDsa44,
+            Algorithm::MlDsa65,
+            Algorithm::MlDsa87,
+        ] {
             let key = crate::LocalSigner::generate(alg).unwrap();
             let public = crate::Signer::public_key(&key).clone();
             assert_eq!(PublicKey::from_spki_der(&public.to_spki_der()).unwrap(), public);
             assert_eq!(PublicKey::from_pem(&public.to_pem()).unwrap(), public);
+            let jwk = Jwk { key: public.clone(), kid: None, alg: Some(alg) };
+            assert_eq!(Jwk::from_json(&jwk.to_json()).unwrap().unwrap(), jwk, "{alg}");
         }
         let private = PublicKey::from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
         assert_eq!(
@@ -374,6 +471,50 @@ mod tests {
         assert!(
             PublicKey::from_pem("garbage").unwrap_err().to_string().starts_with("invalid key: not a PEM public key")
         );
+    }
+
+    #[test]
+    fn okp_and_akp_keys_are_read_strictly() {
+        let x = b64::encode([7u8; 32]);
+        let refused = |jwk: serde_json::Value| Jwk::from_json(&jwk).unwrap_err().to_string();
+        assert_eq!(
+            refused(json!({"kty": "OKP", "crv": "Ed25519", "x": b64::encode([7u8; 31])})),
+            "invalid key: Ed25519 key must be 32 bytes, not 31"
+        );
+        assert_eq!(refused(json!({"kty": "OKP", "x": x})), "invalid key: OKP JWK has no crv");
+        assert_eq!(
+            refused(json!({"kty": "OKP", "crv": "Ed25519", "x": x, "alg": "ES256"})),
+            "invalid key: JWK alg ES256 does not fit its key type"
+        );
+        // Ed448 and X25519 keys may share a JWKS; this verifier skips them.
+        assert_eq!(Jwk::from_json(&json!({"kty": "OKP", "crv": "X25519", "x": x})).unwrap(), None);
+        let ed = Jwk::from_json(&json!({"kty": "OKP", "crv": "Ed25519", "x": x, "alg": "Ed25519"})).unwrap().unwrap();
+        assert_eq!(ed.alg, Some(Algorithm::Ed25519), "RFC 9864's fully specified name");
+
+        let public = b64::encode(vec![1u8; 1312]);
+        assert_eq!(refused(json!({"kty": "AKP", "pub": public})), "invalid key: AKP JWK has no alg");
+        assert_eq!(
+            refused(json!({"kty": "AKP", "alg": "ML-DSA-65", "pub": public})),
+            "invalid key: ML-DSA-65 key must be 1952 bytes, not 1312"
+        );
+        assert_eq!(
+            refused(json!({"kty": "AKP", "alg": "ML-DSA-44", "pub": public, "priv": "AAAA"})),
+            "invalid key: JWK contains a private key; publish public keys only"
+        );
+        assert_eq!(
+            refused(json!({"kty": "AKP", "alg": "EdDSA", "pub": public})),
+            "invalid key: JWK alg EdDSA does not fit its key type"
+        );
+        // An AKP key for an algorithm this crate does not implement (SLH-DSA, say) is skipped.
+        assert_eq!(Jwk::from_json(&json!({"kty": "AKP", "alg": "SLH-DSA-SHA2-128s", "pub": "AAAA"})).unwrap(), None);
+
+        // RFC 9964: the thumbprint covers alg, kty and pub, in that order, and nothing else.
+        let akp =
+            Jwk::from_json(&json!({"kty": "AKP", "alg": "ML-DSA-44", "pub": public, "kid": "k"})).unwrap().unwrap();
+        let canonical = format!(r#"{{"alg":"ML-DSA-44","kty":"AKP","pub":"{public}"}}"#);
+        let expected = b64::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()));
+        assert_eq!(akp.key.thumbprint(), expected);
+        assert_eq!(akp.to_json()["alg"], "ML-DSA-44", "an AKP JWK always names its algorithm");
     }
 
     #[test]

@@ -23,6 +23,8 @@ impl VerifyingKey {
             let key = match public.family() {
                 KeyFamily::Rsa => format!("an RSA-{} key", public.bits()),
                 KeyFamily::Ec(curve) => format!("a {curve} key"),
+                KeyFamily::Ed25519 => "an Ed25519 key".to_owned(),
+                KeyFamily::MlDsa(level) => format!("an {} key", level.algorithm()),
             };
             return Err(Error::AlgorithmMismatch { alg, key });
         }
@@ -32,7 +34,7 @@ impl VerifyingKey {
     }
 
     /// Pins a JWK: to `alg` if given, else to the JWK's `alg`, else to the key type's default
-    /// (RS256 for RSA, the curve's ES* for EC). A JWK `alg` that differs from `alg` is an error.
+    /// (RS256 for RSA, the curve's ES* for EC, `EdDSA` for Ed25519, the parameter set's ML-DSA). A JWK `alg` that differs from `alg` is an error.
     pub fn from_jwk(jwk: &Jwk, alg: Option<Algorithm>) -> Result<VerifyingKey> {
         let pinned = match (alg, jwk.alg) {
             (Some(wanted), Some(own)) if wanted != own => {
@@ -65,16 +67,21 @@ impl VerifyingKey {
         &self.public
     }
 
-    /// Verifies a JOSE signature (RSA bytes, or ECDSA fixed-width `R || S`) over `message`
-    /// with the pinned algorithm. This is the primitive the Wycheproof vectors exercise.
+    /// Verifies a JOSE signature (RSA bytes, ECDSA fixed-width `R || S`, the 64 bytes of
+    /// Ed25519, or an ML-DSA signature) over `message` with the pinned algorithm. This is the
+    /// primitive the Wycheproof vectors exercise.
     #[must_use]
     pub fn verify_signature(&self, message: &[u8], signature: &[u8]) -> bool {
-        if let KeyFamily::Ec(curve) = self.alg.key_family() {
-            // aws-lc-rs checks this too; saying it here makes the rule explicit: exactly
-            // R || S, no DER, no truncated or padded scalars.
-            if signature.len() != 2 * curve.scalar_len() {
-                return false;
-            }
+        // aws-lc-rs checks the lengths too; saying it here makes the rule explicit: exactly
+        // R || S, no DER, no truncated or padded values.
+        let expected = match self.alg.key_family() {
+            KeyFamily::Rsa => None,
+            KeyFamily::Ec(curve) => Some(2 * curve.scalar_len()),
+            KeyFamily::Ed25519 => Some(64),
+            KeyFamily::MlDsa(level) => Some(level.signature_len()),
+        };
+        if expected.is_some_and(|len| len != signature.len()) {
+            return false;
         }
         self.parsed.verify_sig(message, signature).is_ok()
     }

@@ -93,7 +93,7 @@ pub use aws_config;
 #[cfg(feature = "kms")]
 pub use aws_sdk_kms;
 
-pub use alg::{Algorithm, Curve, KeyFamily, UnknownAlgorithm};
+pub use alg::{Algorithm, Curve, KeyFamily, MlDsaLevel, UnknownAlgorithm};
 pub use cache::{CacheStats, MintedToken, TokenCache};
 pub use claims::{Claims, now};
 pub use error::{BoxError, Error, Result, TokenError};

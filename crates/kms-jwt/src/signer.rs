@@ -1,4 +1,4 @@
-//! The signing abstraction: a digest goes in, a JOSE signature comes out.
+//! The signing abstraction: the JWS signing input goes in, a JOSE signature comes out.
 //!
 //! KMS is one implementation ([`crate::kms::KmsSigner`]); [`LocalSigner`] holds an aws-lc-rs
 //! key in memory for tests, examples and RFC vectors.
@@ -8,24 +8,24 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lc_rs::digest::Digest;
 use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair as _, RsaKeyPair};
+use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, PqdsaKeyPair, RsaKeyPair};
 
-use crate::alg::{Curve, KeyFamily};
+use crate::alg::{Curve, KeyFamily, MlDsaLevel};
 use crate::jwk::PublicKey;
 use crate::{Algorithm, Error, Result, ecdsa};
 
-/// The future [`Signer::sign_digest`] returns. Boxed so that `Signer` is dyn-compatible:
+/// The future [`Signer::sign_message`] returns. Boxed so that `Signer` is dyn-compatible:
 /// `Arc<dyn Signer>` can hold a [`LocalSigner`] in tests and a KMS signer in production. One
 /// allocation per signature is nothing beside a network call.
 pub type SignatureFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<u8>>> + Send + 'a>>;
 
-/// Something that signs JWS digests with one key and one algorithm.
+/// Something that signs JWS signing inputs with one key and one algorithm.
 ///
-/// Implementations return the signature in JOSE form: the raw RSA signature, or fixed-width
-/// `R || S` for ECDSA. [`crate::JwtSigner`] checks every signature against
+/// Implementations return the signature in JOSE form: the raw RSA signature, fixed-width
+/// `R || S` for ECDSA, the raw Ed25519 or ML-DSA signature. [`crate::JwtSigner`] checks every signature against
 /// [`Signer::public_key`] before a token leaves it, so a faulty implementation cannot emit a
 /// token that does not verify.
 pub trait Signer: Send + Sync {
@@ -35,9 +35,10 @@ pub trait Signer: Send + Sync {
     /// The public key that verifies this signer's signatures.
     fn public_key(&self) -> &PublicKey;
 
-    /// Signs `digest`, which was computed with `self.algorithm().digest()` over the JWS
-    /// signing input.
-    fn sign_digest<'a>(&'a self, digest: &'a Digest) -> SignatureFuture<'a>;
+    /// Signs `message`, the JWS signing input (`BASE64URL(header) '.' BASE64URL(payload)`).
+    /// How is the implementation's business: KMS is sent only the digest for RSA and ECDSA,
+    /// and the message itself for Ed25519 and ML-DSA, which hash it as part of signing.
+    fn sign_message<'a>(&'a self, message: &'a [u8]) -> SignatureFuture<'a>;
 
     /// The longest lifetime (`exp` minus now) a token signed with this key may have, if the
     /// key has such a policy. [`crate::JwtSigner`] refuses longer tokens, and tokens without
@@ -58,8 +59,8 @@ macro_rules! forward_signer {
                 (**self).public_key()
             }
 
-            fn sign_digest<'a>(&'a self, digest: &'a Digest) -> SignatureFuture<'a> {
-                (**self).sign_digest(digest)
+            fn sign_message<'a>(&'a self, message: &'a [u8]) -> SignatureFuture<'a> {
+                (**self).sign_message(message)
             }
 
             fn max_token_ttl(&self) -> Option<Duration> {
@@ -74,6 +75,8 @@ forward_signer!(Arc, Box);
 enum LocalKey {
     Rsa(RsaKeyPair),
     Ec(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+    MlDsa(PqdsaKeyPair),
 }
 
 /// An in-memory aws-lc-rs key: for tests, examples and offline use. Production keys belong
@@ -101,6 +104,14 @@ fn ecdsa_signing(curve: Curve) -> &'static signature::EcdsaSigningAlgorithm {
     }
 }
 
+fn ml_dsa_signing(level: MlDsaLevel) -> &'static signature::PqdsaSigningAlgorithm {
+    match level {
+        MlDsaLevel::L44 => &signature::ML_DSA_44_SIGNING,
+        MlDsaLevel::L65 => &signature::ML_DSA_65_SIGNING,
+        MlDsaLevel::L87 => &signature::ML_DSA_87_SIGNING,
+    }
+}
+
 fn rsa_padding(alg: Algorithm) -> &'static dyn signature::RsaEncoding {
     match alg {
         Algorithm::RS384 => &signature::RSA_PKCS1_SHA384,
@@ -117,7 +128,8 @@ fn crypto_err(what: &str) -> Error {
 }
 
 impl LocalSigner {
-    /// Generates a fresh key for `alg`: RSA-2048 for RS*/PS*, the algorithm's curve for ES*.
+    /// Generates a fresh key for `alg`: RSA-2048 for RS*/PS*, the algorithm's curve for ES*,
+    /// Ed25519 for `EdDSA` and `Ed25519`, the parameter set for ML-DSA.
     pub fn generate(alg: Algorithm) -> Result<LocalSigner> {
         match alg.key_family() {
             KeyFamily::Rsa => {
@@ -128,6 +140,13 @@ impl LocalSigner {
                 let pair = EcdsaKeyPair::generate(ecdsa_signing(curve)).map_err(|_| crypto_err("generate EC"))?;
                 Self::from_ec(curve, pair)
             }
+            KeyFamily::Ed25519 => {
+                Self::from_ed25519(alg, Ed25519KeyPair::generate().map_err(|_| crypto_err("generate Ed25519"))?)
+            }
+            KeyFamily::MlDsa(level) => Self::from_ml_dsa(
+                level,
+                PqdsaKeyPair::generate(ml_dsa_signing(level)).map_err(|_| crypto_err("generate ML-DSA"))?,
+            ),
         }
     }
 
@@ -139,7 +158,23 @@ impl LocalSigner {
                 curve,
                 EcdsaKeyPair::from_pkcs8(ecdsa_signing(curve), der).map_err(|e| crypto_err(&e.to_string()))?,
             ),
+            KeyFamily::Ed25519 => {
+                Self::from_ed25519(alg, Ed25519KeyPair::from_pkcs8(der).map_err(|e| crypto_err(&e.to_string()))?)
+            }
+            KeyFamily::MlDsa(level) => Self::from_ml_dsa(
+                level,
+                PqdsaKeyPair::from_pkcs8(ml_dsa_signing(level), der).map_err(|e| crypto_err(&e.to_string()))?,
+            ),
         }
+    }
+
+    /// Loads an Ed25519 key from its 32-byte seed (RFC 8032's private key, the JWK's `d`), for
+    /// `EdDSA` or `Ed25519`.
+    pub fn from_ed25519_seed(alg: Algorithm, seed: &[u8]) -> Result<LocalSigner> {
+        if alg.key_family() != KeyFamily::Ed25519 {
+            return Err(Error::AlgorithmMismatch { alg, key: "an Ed25519 key".into() });
+        }
+        Self::from_ed25519(alg, Ed25519KeyPair::from_seed_unchecked(seed).map_err(|e| crypto_err(&e.to_string()))?)
     }
 
     /// Loads a PKCS#1 `RSAPrivateKey` (DER) for an RS*/PS* algorithm.
@@ -160,11 +195,25 @@ impl LocalSigner {
         Ok(LocalSigner { alg: curve.algorithm(), public, key: LocalKey::Ec(pair) })
     }
 
+    fn from_ed25519(alg: Algorithm, pair: Ed25519KeyPair) -> Result<LocalSigner> {
+        let public =
+            PublicKey::from_spki_der(pair.public_key().as_der().map_err(|_| crypto_err("Ed25519 SPKI"))?.as_ref())?;
+        Ok(LocalSigner { alg, public, key: LocalKey::Ed25519(pair) })
+    }
+
+    fn from_ml_dsa(level: MlDsaLevel, pair: PqdsaKeyPair) -> Result<LocalSigner> {
+        let public =
+            PublicKey::from_spki_der(pair.public_key().as_der().map_err(|_| crypto_err("ML-DSA SPKI"))?.as_ref())?;
+        Ok(LocalSigner { alg: level.algorithm(), public, key: LocalKey::MlDsa(pair) })
+    }
+
     /// The private key as PKCS#8 DER, so that tests can hand the same key to other libraries.
     pub fn to_pkcs8_der(&self) -> Result<Vec<u8>> {
         let der = match &self.key {
             LocalKey::Rsa(pair) => pair.as_der().map(|d| d.as_ref().to_vec()),
             LocalKey::Ec(pair) => pair.to_pkcs8v1().map(|d| d.as_ref().to_vec()),
+            LocalKey::Ed25519(pair) => pair.to_pkcs8v1().map(|d| d.as_ref().to_vec()),
+            LocalKey::MlDsa(pair) => pair.to_pkcs8v1().map(|d| d.as_ref().to_vec()),
         };
         der.map_err(|_| crypto_err("export PKCS#8"))
     }
@@ -179,22 +228,29 @@ impl Signer for LocalSigner {
         &self.public
     }
 
-    fn sign_digest<'a>(&'a self, digest: &'a Digest) -> SignatureFuture<'a> {
-        Box::pin(std::future::ready(self.sign_now(digest)))
+    fn sign_message<'a>(&'a self, message: &'a [u8]) -> SignatureFuture<'a> {
+        Box::pin(std::future::ready(self.sign_now(message)))
     }
 }
 
 impl LocalSigner {
-    fn sign_now(&self, digest: &Digest) -> Result<Vec<u8>> {
+    fn sign_now(&self, message: &[u8]) -> Result<Vec<u8>> {
         match &self.key {
             LocalKey::Rsa(pair) => {
                 let mut sig = vec![0u8; pair.public_modulus_len()];
-                pair.sign_digest(rsa_padding(self.alg), digest, &mut sig)
+                pair.sign(rsa_padding(self.alg), &SystemRandom::new(), message, &mut sig)
                     .map_err(|_| crypto_err("RSA signing failed"))?;
                 Ok(sig)
             }
+            LocalKey::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+            LocalKey::MlDsa(pair) => {
+                let mut sig = vec![0u8; pair.algorithm().signature_len()];
+                let len = pair.sign(message, &mut sig).map_err(|_| crypto_err("ML-DSA signing failed"))?;
+                sig.truncate(len);
+                Ok(sig)
+            }
             LocalKey::Ec(pair) => {
-                let der = pair.sign_digest(digest).map_err(|_| crypto_err("ECDSA signing failed"))?;
+                let der = pair.sign(&SystemRandom::new(), message).map_err(|_| crypto_err("ECDSA signing failed"))?;
                 let KeyFamily::Ec(curve) = self.alg.key_family() else {
                     unreachable!("EC keys are only built for ES algorithms")
                 };

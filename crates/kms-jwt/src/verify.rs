@@ -84,7 +84,9 @@ impl Verifier {
     /// A verifier for every usable key of a JWKS, each pinned as [`VerifyingKey::from_jwk`] says.
     pub fn from_jwks(jwks: &Jwks, alg: Option<Algorithm>) -> Result<Verifier> {
         if jwks.keys.is_empty() {
-            return Err(Error::InvalidKey("the JWKS has no RSA or EC signing keys".into()));
+            return Err(Error::InvalidKey(
+                "the JWKS has no signing keys this verifier implements (RSA, EC, Ed25519, ML-DSA)".into(),
+            ));
         }
         let keys = jwks.keys.iter().map(|jwk| VerifyingKey::from_jwk(jwk, alg)).collect::<Result<Vec<_>>>()?;
         Ok(Verifier::new(keys))

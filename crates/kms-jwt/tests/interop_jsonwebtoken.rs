@@ -11,7 +11,7 @@ use jsonwebtoken::{EncodingKey, Header, Validation};
 use kms_jwt::{Algorithm, Claims, JwtSigner, LocalSigner, PublicKey, Signer, Verifier, VerifyingKey};
 use serde_json::{Value, json};
 
-const ALGS: [Algorithm; 8] = [
+const ALGS: [Algorithm; 9] = [
     Algorithm::RS256,
     Algorithm::RS384,
     Algorithm::RS512,
@@ -20,6 +20,7 @@ const ALGS: [Algorithm; 8] = [
     Algorithm::PS512,
     Algorithm::ES256,
     Algorithm::ES384,
+    Algorithm::EdDSA,
 ];
 
 /// `PrivateKeyInfo` (RFC 5208), to hand jsonwebtoken the PKCS#1 key inside PKCS#8.
@@ -37,6 +38,8 @@ fn encoding_key(signer: &LocalSigner) -> EncodingKey {
             EncodingKey::from_rsa_der(PrivateKeyInfo::from_der(&pkcs8).unwrap().private_key.as_bytes())
         }
         PublicKey::Ec { .. } => EncodingKey::from_ec_der(&pkcs8),
+        PublicKey::Ed25519 { .. } => EncodingKey::from_ed_der(&pkcs8),
+        PublicKey::MlDsa { .. } => unreachable!("jsonwebtoken has no ML-DSA"),
     }
 }
 

@@ -1,4 +1,4 @@
-//! Published vectors: RFC 7515 appendix A.2 and A.3, RFC 7520 section 4.1.
+//! Published vectors: RFC 7515 appendix A.2 and A.3, RFC 7520 section 4.1, RFC 8037 appendix A.
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
@@ -33,6 +33,13 @@ const C_DQ: &str = "CLDmDGduhylc9o7r84rEUVn7pzQ6PF83Y-iBZx5NT-TpnOZKF1pErAMVeKzF
 const C_QI: &str = "3PiqvXQN0zwMeE-sBvZgi289XP9XCQF3VWqPzMKnIgQp7_Tugo6-NZBKCQsMf3HaEGBjTVJs_jcK8-TRXvaKe-7ZMaQj8VfBdYkssbu0NKDDhjJ-GtiseaDVWt7dcH0cfwxgFUHpQh7FoCrjFJ6h6ZEpMF6xmujs4qMpPz8aaI4";
 const C_PAYLOAD: &str = "It\u{2019}s a dangerous business, Frodo, going out your door. You step onto the road, and if you don't keep your feet, there\u{2019}s no knowing where you might be swept off to.";
 const C_TOKEN: &str = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImJpbGJvLmJhZ2dpbnNAaG9iYml0b24uZXhhbXBsZSJ9.SXTigJlzIGEgZGFuZ2Vyb3VzIGJ1c2luZXNzLCBGcm9kbywgZ29pbmcgb3V0IHlvdXIgZG9vci4gWW91IHN0ZXAgb250byB0aGUgcm9hZCwgYW5kIGlmIHlvdSBkb24ndCBrZWVwIHlvdXIgZmVldCwgdGhlcmXigJlzIG5vIGtub3dpbmcgd2hlcmUgeW91IG1pZ2h0IGJlIHN3ZXB0IG9mZiB0by4.MRjdkly7_-oTPTS3AXP41iQIGKa80A0ZmTuV5MEaHoxnW2e5CZ5NlKtainoFmKZopdHM1O2U4mwzJdQx996ivp83xuglII7PNDi84wnB-BDkoBwA78185hX-Es4JIwmDLJK3lfWRa-XtL0RnltuYv746iYTh_qHRD68BNt1uSNCrUCTJDt5aAE6x8wW1Kt9eRo4QPocSadnHXFxnt8Is9UzpERV0ePPQdLuW3IS_de3xyIrDaLGdjluPxUAhb6L2aXic1U12podGU0KLUQSE_oI-ZnmKJ3F4uOZDnd6QZWJushZ41Axf_fcIe8u9ipH84ogoree7vjbU5y18kDquDg";
+
+// RFC 8037 appendix A.1 (the RFC 8032 test key), A.3 (its thumbprint) and A.4 (a JWS).
+const ED_D: &str = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
+const ED_X: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+const ED_THUMBPRINT: &str = "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k";
+const ED_PAYLOAD: &[u8] = b"Example of Ed25519 signing";
+const ED_JWS: &str = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc.hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg";
 
 /// Builds a PKCS#1 `RSAPrivateKey` from the JWK members of an RFC example key.
 fn rsa_private_der(n: &str, d: &str, p: &str, q: &str, dp: &str, dq: &str, qi: &str) -> Vec<u8> {
@@ -106,4 +113,31 @@ async fn rfc7520_4_1_rs256_exact_bytes_from_the_local_signer() {
     let (signing_input, signature) = C_TOKEN.rsplit_once('.').unwrap();
     assert!(key.verify_signature(signing_input.as_bytes(), &kms_jwt::fuzzing::b64_decode(signature).unwrap()));
     assert!(!key.verify_signature(b"x", &kms_jwt::fuzzing::b64_decode(signature).unwrap()));
+}
+
+#[tokio::test]
+async fn rfc8037_a_ed25519_key_thumbprint_and_exact_signature() {
+    let jwk = Jwk::from_json(&json!({"kty": "OKP", "crv": "Ed25519", "x": ED_X})).unwrap().unwrap();
+    assert_eq!(jwk.key.thumbprint(), ED_THUMBPRINT, "A.3");
+    let private = json!({"kty": "OKP", "crv": "Ed25519", "d": ED_D, "x": ED_X});
+    assert_eq!(
+        Jwk::from_json(&private).unwrap_err().to_string(),
+        "invalid key: JWK contains a private key; publish public keys only"
+    );
+
+    // A.4: Ed25519 is deterministic, so the local signer must produce the RFC's bytes.
+    let seed = kms_jwt::fuzzing::b64_decode(ED_D).unwrap();
+    let signer = LocalSigner::from_ed25519_seed(Algorithm::EdDSA, &seed).unwrap();
+    assert_eq!(kms_jwt::Signer::public_key(&signer), &jwk.key, "the seed gives the RFC's public key");
+    let token = kms_jwt::fuzzing::sign_compact(&signer, br#"{"alg":"EdDSA"}"#, ED_PAYLOAD).await.unwrap();
+    assert_eq!(token, ED_JWS);
+
+    // A.5: the signature verifies with the public key, pinned to EdDSA, and only over its input.
+    let key = VerifyingKey::from_jwk(&jwk, None).unwrap();
+    assert_eq!(key.algorithm(), Algorithm::EdDSA, "an OKP key without alg is pinned to EdDSA");
+    let (signing_input, signature) = ED_JWS.rsplit_once('.').unwrap();
+    let signature = kms_jwt::fuzzing::b64_decode(signature).unwrap();
+    assert!(key.verify_signature(signing_input.as_bytes(), &signature));
+    assert!(!key.verify_signature(b"eyJhbGciOiJFZERTQSJ9.eA", &signature));
+    assert!(!key.verify_signature(signing_input.as_bytes(), &signature[..63]), "a truncated signature");
 }

@@ -37,7 +37,7 @@ pub struct ProvisionArgs {
     /// Key set name: NAME or alias/NAME
     #[arg(long = "key", visible_alias = "alias", value_name = "NAME")]
     key: String,
-    /// KMS key spec, for example `RSA_2048`, `RSA_3072` or `ECC_NIST_P256`
+    /// KMS key spec: `RSA_2048|3072|4096`, `ECC_NIST_P256|P384|P521`, `ECC_SECG_P256K1`, `ECC_NIST_EDWARDS25519` (Ed25519) or `ML_DSA_44|65|87`
     #[arg(long, default_value = DEFAULT_KEY_SPEC)]
     key_spec: String,
     /// Key description
@@ -81,6 +81,9 @@ pub struct RotateArgs {
     /// Retire the previous key even within the overlap
     #[arg(long)]
     force: bool,
+    /// Spec of the new key, to move the set to another (`RSA_2048` to `ECC_NIST_EDWARDS25519`, say) [default: the current key's]
+    #[arg(long, value_name = "SPEC")]
+    key_spec: Option<String>,
 }
 
 /// Show a key set: each alias, key, state, created and demoted time, the policy, the lock, and when previous may be retired
@@ -141,6 +144,7 @@ pub async fn rotate(args: RotateArgs, opts: &KmsOptions) -> Result<ExitCode> {
         if_older_than: args.if_older_than,
         force: args.force,
         description: "kms-jwt signing key".into(),
+        key_spec: args.key_spec,
     };
     let result = if args.dry_run {
         sets.plan_rotation(&name, &policy).await.map(|plan| plan_json(&plan))

@@ -61,7 +61,7 @@ impl KeySets {
                         .into_iter()
                         .collect();
                     let creation = Creation {
-                        spec: current.spec.as_str(),
+                        spec: policy.key_spec.as_deref().unwrap_or(current.spec.as_str()),
                         description: &policy.description,
                         extra: &extra,
                         multi_region: current.is_multi_region(),

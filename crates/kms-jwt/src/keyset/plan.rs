@@ -111,6 +111,9 @@ pub(crate) fn retired(key: KmsKey) -> KmsKey {
 /// Plans a rotation of `state` under `policy` at `now`.
 pub(crate) fn plan_rotation(state: &KeySetState, policy: &RotationPolicy, now: SystemTime) -> Result<RotationPlan> {
     check_window(policy.pending_window_days)?;
+    if let Some(spec) = &policy.key_spec {
+        check_spec(spec)?;
+    }
     let current = state.current.clone().ok_or_else(|| Error::KeyNotFound(state.name.current()))?;
     // The policy is read before anything else: a new key inherits it, and an unreadable one
     // must not be copied or taken for none.
@@ -196,12 +199,18 @@ pub(crate) enum Provision {
     Create,
 }
 
+/// A new key's spec must sign JWTs.
+fn check_spec(spec: &str) -> Result<()> {
+    if KeySpec::from_name(spec).default_algorithm().is_none() {
+        return Err(Error::Refused(format!("key spec {spec} cannot sign JWTs")));
+    }
+    Ok(())
+}
+
 /// Checks a provision request before any KMS call: a spec that signs JWTs, a window KMS
 /// accepts, regions listed once, the primary region the client's.
 pub(crate) fn check_provision(req: &ProvisionRequest, client_region: Option<&str>) -> Result<()> {
-    if KeySpec::from_name(&req.key_spec).default_algorithm().is_none() {
-        return Err(Error::Refused(format!("key spec {} cannot sign JWTs", req.key_spec)));
-    }
+    check_spec(&req.key_spec)?;
     check_window(req.pending_window_days)?;
     if let Some((_, twice)) = req.regions.iter().enumerate().find(|(i, r)| req.regions[..*i].contains(r)) {
         return Err(Error::Config(format!("region {twice} is listed twice")));

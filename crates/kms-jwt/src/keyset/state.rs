@@ -143,6 +143,10 @@ pub struct RotationPolicy {
     pub force: bool,
     /// Description of a newly created key.
     pub description: String,
+    /// The spec of a newly created key, as KMS names it; `None` for the current key's. A set
+    /// moves to another spec (RSA to Ed25519, say) by rotating with one: its JWKS carries both
+    /// keys, each with its own algorithm, through the overlap.
+    pub key_spec: Option<String>,
 }
 
 /// The set after a rotation.

@@ -35,11 +35,19 @@ pub enum KeySpec {
     EccNistP521,
     /// `ECC_SECG_P256K1`: ES256K.
     EccSecgP256k1,
+    /// `ECC_NIST_EDWARDS25519`: `EdDSA` by default, or RFC 9864's `Ed25519`.
+    EccNistEdwards25519,
+    /// `ML_DSA_44`: ML-DSA-44.
+    MlDsa44,
+    /// `ML_DSA_65`: ML-DSA-65.
+    MlDsa65,
+    /// `ML_DSA_87`: ML-DSA-87.
+    MlDsa87,
     /// Any other spec (symmetric, HMAC, SM2, ...), as KMS names it: no JWT is signed with it.
     Other(String),
 }
 
-const SPECS: [(KeySpec, &str); 7] = [
+const SPECS: [(KeySpec, &str); 11] = [
     (KeySpec::Rsa2048, "RSA_2048"),
     (KeySpec::Rsa3072, "RSA_3072"),
     (KeySpec::Rsa4096, "RSA_4096"),
@@ -47,6 +55,10 @@ const SPECS: [(KeySpec, &str); 7] = [
     (KeySpec::EccNistP384, "ECC_NIST_P384"),
     (KeySpec::EccNistP521, "ECC_NIST_P521"),
     (KeySpec::EccSecgP256k1, "ECC_SECG_P256K1"),
+    (KeySpec::EccNistEdwards25519, "ECC_NIST_EDWARDS25519"),
+    (KeySpec::MlDsa44, "ML_DSA_44"),
+    (KeySpec::MlDsa65, "ML_DSA_65"),
+    (KeySpec::MlDsa87, "ML_DSA_87"),
 ];
 
 impl KeySpec {
@@ -68,7 +80,8 @@ impl KeySpec {
     }
 
     /// The algorithm a key of this spec signs with unless told otherwise (RS256 for RSA, the
-    /// curve's ES* for ECC); `None` for a spec that signs no JWT.
+    /// curve's ES* for ECC, `EdDSA` for Ed25519, the parameter set's ML-DSA); `None` for a
+    /// spec that signs no JWT.
     #[must_use]
     pub fn default_algorithm(&self) -> Option<Algorithm> {
         Algorithm::default_for_key_spec(self.as_str())

@@ -6,7 +6,7 @@ use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 
 use super::{KeyInfo, KmsClient};
-use crate::alg::KeyFamily;
+use crate::alg::{KMS_RAW_MESSAGE_MAX, KeyFamily};
 use crate::jwk::PublicKey;
 use crate::signer::{SignatureFuture, Signer};
 use crate::{Algorithm, Error, Result, ecdsa};
@@ -45,7 +45,8 @@ pub struct KmsSignerBuilder {
 }
 
 impl KmsSignerBuilder {
-    /// Pins this algorithm (default: RS256 for RSA keys, the curve's ES* for EC keys).
+    /// Pins this algorithm (default: RS256 for RSA keys, the curve's ES* for EC keys, `EdDSA`
+    /// for Ed25519 keys, the parameter set's ML-DSA for ML-DSA keys).
     pub fn algorithm(mut self, alg: impl Into<Option<Algorithm>>) -> KmsSignerBuilder {
         self.alg = alg.into();
         self
@@ -78,15 +79,29 @@ impl KmsSigner {
         &self.info
     }
 
-    async fn sign(&self, digest: &aws_lc_rs::digest::Digest) -> Result<Vec<u8>> {
+    async fn sign_input(&self, message: &[u8]) -> Result<Vec<u8>> {
         let arn = &self.info.key.arn;
+        // RSA and ECDSA: only the digest travels, whatever the token's size. Ed25519 and
+        // ML-DSA hash as part of signing, so KMS needs the message itself, and RAW takes
+        // at most 4,096 bytes: refuse a longer one here rather than spend a call on it.
+        let (message, message_type) = match self.alg.digest() {
+            Some(digest) => (Blob::new(aws_lc_rs::digest::digest(digest, message).as_ref()), MessageType::Digest),
+            None if message.len() > KMS_RAW_MESSAGE_MAX => {
+                return Err(Error::InvalidClaims(format!(
+                    "the {} signing input is {} bytes; kms signs at most {KMS_RAW_MESSAGE_MAX} bytes of a raw message",
+                    self.alg,
+                    message.len()
+                )));
+            }
+            None => (Blob::new(message), MessageType::Raw),
+        };
         let out = self
             .kms
             .sdk
             .sign()
             .key_id(arn)
-            .message(Blob::new(digest.as_ref()))
-            .message_type(MessageType::Digest)
+            .message(message)
+            .message_type(message_type)
             .signing_algorithm(SigningAlgorithmSpec::from(self.alg.kms_name()))
             .send()
             .await
@@ -108,7 +123,7 @@ impl KmsSigner {
         match self.alg.key_family() {
             KeyFamily::Ec(curve) => ecdsa::der_to_fixed(signature.as_ref(), curve.scalar_len())
                 .ok_or_else(|| Error::InvalidResponse("Sign returned a malformed ECDSA signature".into())),
-            KeyFamily::Rsa => Ok(signature.as_ref().to_vec()),
+            KeyFamily::Rsa | KeyFamily::Ed25519 | KeyFamily::MlDsa(_) => Ok(signature.as_ref().to_vec()),
         }
     }
 }
@@ -122,8 +137,8 @@ impl Signer for KmsSigner {
         &self.info.public_key
     }
 
-    fn sign_digest<'a>(&'a self, digest: &'a aws_lc_rs::digest::Digest) -> SignatureFuture<'a> {
-        Box::pin(self.sign(digest))
+    fn sign_message<'a>(&'a self, message: &'a [u8]) -> SignatureFuture<'a> {
+        Box::pin(self.sign_input(message))
     }
 
     fn max_token_ttl(&self) -> Option<Duration> {

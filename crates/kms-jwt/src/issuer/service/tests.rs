@@ -264,8 +264,8 @@ async fn a_new_key_with_a_shorter_lifetime_than_the_policy_is_not_taken() {
         fn public_key(&self) -> &crate::PublicKey {
             self.0.public_key()
         }
-        fn sign_digest<'a>(&'a self, digest: &'a aws_lc_rs::digest::Digest) -> crate::SignatureFuture<'a> {
-            self.0.sign_digest(digest)
+        fn sign_message<'a>(&'a self, message: &'a [u8]) -> crate::SignatureFuture<'a> {
+            self.0.sign_message(message)
         }
         fn max_token_ttl(&self) -> Option<Duration> {
             Some(self.1)

@@ -50,6 +50,7 @@ fn policy() -> RotationPolicy {
         if_older_than: None,
         force: false,
         description: "d".into(),
+        key_spec: None,
     }
 }
 
@@ -265,6 +266,9 @@ fn a_set_without_a_current_key_or_a_bad_window_is_refused() {
     )
     .unwrap_err();
     assert!(matches!(&err, Error::Refused(m) if m.contains("between 7 and 30 days")), "{err}");
+    let hmac = RotationPolicy { key_spec: Some("HMAC_256".into()), ..policy() };
+    let err = plan_rotation(&state(Some(key("k1")), None, None), &hmac, now()).unwrap_err();
+    assert!(matches!(&err, Error::Refused(m) if m == "key spec HMAC_256 cannot sign JWTs"), "{err}");
 }
 
 fn request(regions: &[&str]) -> ProvisionRequest {
