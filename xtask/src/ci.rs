@@ -47,8 +47,10 @@ pub(crate) fn run() -> Result<()> {
         let status = Command::new(&path).status().with_context(|| format!("cannot run {}", path.display()))?;
         anyhow::ensure!(status.success(), "example {example} failed");
     }
+    step("installing jose (npm) on Node.js 24 for the interop tests (scripts/jose.sh)");
+    let jose = script("jose.sh", &[])?;
     step("the library's tests without its kms feature (no AWS SDK in the build)");
-    cargo(&["test", "-p", "kms-jwt", "--no-default-features"], &[])?;
+    cargo(&["test", "-p", "kms-jwt", "--no-default-features"], &[("KMS_JWT_TEST_JOSE", jose.as_str())])?;
     let binary = crate::repo_root().join("target/debug/kms-jwt");
     let binary = binary.to_str().context("a UTF-8 path")?;
     step("deploy/kubernetes: kubernetes-validate (strict, offline) and its consistency with kms-jwt serve");
@@ -59,16 +61,29 @@ pub(crate) fn run() -> Result<()> {
     step("building the serve image with Podman (scripts/image.sh), for the image test");
     let image = script("image.sh", &["--binary", binary, "--tag", "ci"])?;
 
+    step("starting MiniStack, the KMS emulator with Ed25519 keys (scripts/ministack.sh), for both passes");
+    let ministack = Guard::ministack()?;
+    let others = [
+        ("KMS_JWT_TEST_IMAGE", image.as_str()),
+        ("KMS_JWT_TEST_JOSE", jose.as_str()),
+        ("KMS_JWT_TEST_MINISTACK_ENDPOINT", ministack.endpoint.as_str()),
+    ];
     step("starting LocalStack for the integration tests");
     let localstack = Guard::up()?;
     let python = Guard::python()?;
     step(&format!("running every test against LocalStack at {}", localstack.endpoint));
     let env = test_env(&localstack.endpoint, &python);
-    let env: Vec<(&str, &str)> =
-        env.iter().map(|(k, v)| (*k, v.as_str())).chain([("KMS_JWT_TEST_IMAGE", image.as_str())]).collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).chain(others).collect();
     cargo_within(TEST_PASS_LIMIT, &["test", "--workspace", "--all-features"], &env, &[])?;
     step("stopping LocalStack");
     drop(localstack);
+
+    // The KMS signer and key-set suites again, against a second implementation of the KMS API.
+    step(&format!("the KMS signer and key-set suites against MiniStack at {}", ministack.endpoint));
+    let env = test_env(&ministack.endpoint, &python);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let suites = ["test", "-p", "kms-jwt", "--all-features", "--test", "kms_signer", "--test", "keyset"];
+    cargo_within(TEST_PASS_LIMIT, &suites, &env, &[])?;
 
     // Every test binary runs again, so that no suite that needs LocalStack can be left out of
     // this pass: the harness starts a container for each binary that asks for an endpoint.
@@ -78,9 +93,9 @@ pub(crate) fn run() -> Result<()> {
         ("DOCKER_HOST", engine.docker_host.as_str()),
         ("CONTAINERS_CONF", engine.containers_conf.as_str()),
         ("KMS_JWT_TEST_PYTHON", python.as_str()),
-        ("KMS_JWT_TEST_IMAGE", image.as_str()),
     ]
     .into_iter()
+    .chain(others)
     .chain(support::LOCALSTACK_ENV)
     .collect();
     cargo_within(
@@ -90,6 +105,7 @@ pub(crate) fn run() -> Result<()> {
         &["KMS_JWT_TEST_ENDPOINT", "AWS_ENDPOINT_URL"],
     )?;
     drop(engine);
+    drop(ministack);
     step("ci passed");
     Ok(())
 }

@@ -33,18 +33,29 @@ pub(crate) fn script(action: &str) -> Result<String> {
     crate::script("localstack.sh", &[action])
 }
 
-/// A `LocalStack` that this process started, stopped on drop (also when a step fails).
+/// An emulator that this process started, stopped on drop (also when a step fails):
+/// `LocalStack`, or `MiniStack` (`scripts/ministack.sh`, the KMS that has Ed25519 keys).
 pub(crate) struct Guard {
     pub(crate) endpoint: String,
+    script: &'static str,
     started: bool,
 }
 
 impl Guard {
     /// Reuses a running `LocalStack`, or starts one and remembers to stop it.
     pub(crate) fn up() -> Result<Guard> {
-        let running = script("status").is_ok();
-        let endpoint = script("up")?;
-        Ok(Guard { endpoint, started: !running })
+        Guard::up_with("localstack.sh")
+    }
+
+    /// Reuses a running `MiniStack`, or starts one and remembers to stop it.
+    pub(crate) fn ministack() -> Result<Guard> {
+        Guard::up_with("ministack.sh")
+    }
+
+    fn up_with(script: &'static str) -> Result<Guard> {
+        let running = crate::script(script, &["status"]).is_ok();
+        let endpoint = crate::script(script, &["up"])?;
+        Ok(Guard { endpoint, script, started: !running })
     }
 
     /// The Python of the `LocalStack` venv (boto3, `PyJWT`).
@@ -56,7 +67,7 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         if self.started {
-            let _ = script("down");
+            let _ = crate::script(self.script, &["down"]);
         }
     }
 }

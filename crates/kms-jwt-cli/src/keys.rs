@@ -15,7 +15,7 @@ pub struct JwksArgs {
     #[arg(long, value_name = "KEY", required = true)]
     key: Vec<String>,
 
-    /// Algorithm the keys are published for (default: RS256 for RSA, the curve's ES* for EC, EdDSA for Ed25519 (or Ed25519, RFC 9864), the ML-DSA of the key)
+    /// Algorithm the keys are published for (default: RS256 for RSA, the curve's ES* for EC, `EdDSA` for Ed25519 (or `Ed25519`, RFC 9864), the ML-DSA of the key)
     #[arg(long, value_name = "ALG")]
     alg: Option<Algorithm>,
 }

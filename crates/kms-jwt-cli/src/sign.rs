@@ -20,7 +20,7 @@ pub struct SignArgs {
     #[arg(long, value_name = "KEY")]
     key: String,
 
-    /// Signing algorithm (default: RS256 for RSA keys, the curve's ES* for EC keys, EdDSA for Ed25519 keys (Ed25519 on request, RFC 9864), the ML-DSA of ML-DSA keys)
+    /// Signing algorithm (default: RS256 for RSA keys, the curve's ES* for EC keys, `EdDSA` for Ed25519 keys (`Ed25519` on request, RFC 9864), the ML-DSA of ML-DSA keys)
     #[arg(long, value_name = "ALG")]
     alg: Option<Algorithm>,
 

@@ -40,7 +40,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "URL", conflicts_with = "iss")]
     issuer_url: Option<String>,
 
-    /// Pin the keys to this algorithm (default: the JWK's alg, else RS256 for RSA, the curve's ES* for EC, EdDSA for Ed25519, the ML-DSA of the key)
+    /// Pin the keys to this algorithm (default: the JWK's alg, else RS256 for RSA, the curve's ES* for EC, `EdDSA` for Ed25519, the ML-DSA of the key)
     #[arg(long, value_name = "ALG")]
     alg: Option<Algorithm>,
 

@@ -1,5 +1,5 @@
 //! Test support shared by the kms-jwt crates and the bench: the `LocalStack` endpoint (a
-//! process or a testcontainers container), the MiniStack endpoint (Ed25519 in KMS), KMS keys, the binary under test, a `kms-jwt serve`
+//! process or a testcontainers container), the `MiniStack` endpoint (Ed25519 in KMS), KMS keys, the binary under test, a `kms-jwt serve`
 //! guard, a fault proxy, and verifiers we did not write.
 //!
 //! Two features: `harness` (the `serve` guard, the fault proxy, the CLI helper, `LocalStack`'s
@@ -65,6 +65,49 @@ print(json.dumps(out))
             None => Err(r["err"].as_str().unwrap_or("?").to_owned()),
         })
         .collect()
+}
+
+/// What jose (npm) said: each token it verified (its claims and the key's thumbprint, or its
+/// error), and the tokens it signed with fresh keys (`alg`, token, public JWK with `kid`).
+pub struct Jose {
+    /// Per token given to verify: `{"claims", "thumbprint"}`, or jose's error.
+    pub verified: Vec<Result<serde_json::Value, String>>,
+    /// Per algorithm asked for: `(alg, token, jwk)`.
+    pub signed: Vec<(String, String, serde_json::Value)>,
+}
+
+/// Runs jose on Node.js 24 (`scripts/jose.sh`, directory in `KMS_JWT_TEST_JOSE`): verifies each
+/// `(token, public JWK, alg)` and signs a token with a fresh key for each of `sign`.
+pub fn jose(verify: &[(String, serde_json::Value, String)], sign: &[&str]) -> Jose {
+    let dir = std::env::var("KMS_JWT_TEST_JOSE").unwrap_or_else(|_| {
+        panic!("this test needs jose (npm): run `cargo xtask ci`, or export KMS_JWT_TEST_JOSE=$(bash scripts/jose.sh)")
+    });
+    let dir = std::path::Path::new(&dir);
+    let verify: Vec<serde_json::Value> =
+        verify.iter().map(|(token, jwk, alg)| serde_json::json!({"token": token, "jwk": jwk, "alg": alg})).collect();
+    let input = serde_json::to_vec(&serde_json::json!({"verify": verify, "sign": sign})).unwrap();
+    let mut cmd = Command::new(dir.join("node_modules/.bin/node"));
+    // ML-DSA in Node's Web Crypto is experimental: it says so on every run.
+    cmd.arg("--no-warnings").arg(dir.join("interop.mjs"));
+    let out = run_with_stdin(&mut cmd, &input);
+    assert!(out.status.success(), "jose failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let verified = out["verified"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| match r.get("err") {
+            Some(err) => Err(err.as_str().unwrap_or("?").to_owned()),
+            None => Ok(r.clone()),
+        })
+        .collect();
+    let signed = out["signed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["alg"].as_str().unwrap().to_owned(), s["token"].as_str().unwrap().to_owned(), s["jwk"].clone()))
+        .collect();
+    Jose { verified, signed }
 }
 
 /// Verifies a JOSE signature with the openssl CLI (ECDSA converted back to DER; Ed25519 and

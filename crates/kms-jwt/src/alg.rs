@@ -136,10 +136,6 @@ impl MlDsaLevel {
     }
 }
 
-/// The largest message KMS signs with `MessageType=RAW` (Ed25519, ML-DSA): a longer JWS
-/// signing input is refused before KMS is called.
-pub(crate) const KMS_RAW_MESSAGE_MAX: usize = 4096;
-
 /// The KMS `KeySpec` of Ed25519 keys.
 pub(crate) const ED25519_KEY_SPEC: &str = "ECC_NIST_EDWARDS25519";
 

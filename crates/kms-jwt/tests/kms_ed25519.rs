@@ -1,6 +1,7 @@
 //! Ed25519 keys in KMS (`ECC_NIST_EDWARDS25519`, `ED25519_SHA_512` with `MessageType=RAW`)
-//! against MiniStack, the emulator here that has them (LocalStack 4.14 refuses the spec):
-//! `EdDSA` and RFC 9864's `Ed25519` tokens cross-checked by jsonwebtoken, openssl and `PyJWT`;
+//! against `MiniStack`, the emulator here that has them (`LocalStack` 4.14 refuses the spec):
+//! `EdDSA` and RFC 9864's `Ed25519` tokens cross-checked by jsonwebtoken, openssl, `PyJWT` and
+//! jose (npm);
 //! the 4,096-byte limit of a raw message, checked before KMS is called; and a key set that
 //! moves from RSA to Ed25519 by rotation.
 
@@ -80,6 +81,15 @@ async fn ed25519_tokens_from_kms_verify_everywhere() {
         TokenError::AlgNotAllowed { pinned: Algorithm::Ed25519, .. }
     ));
 
+    // jose (npm), under both names.
+    let jose = support::jose(
+        &[(token, eddsa.jwk().to_json(), "EdDSA".into()), (named, fully.jwk().to_json(), "Ed25519".into())],
+        &[],
+    );
+    for seen in jose.verified {
+        assert_eq!(seen.unwrap()["claims"]["sub"], "test-user");
+    }
+
     // An ECDSA algorithm on an Ed25519 key is refused before any signature.
     let err = KmsSigner::builder(&kms, &key_id).algorithm(Algorithm::ES256).build().await.unwrap_err();
     assert!(matches!(&err, Error::AlgorithmMismatch { alg: Algorithm::ES256, .. }), "{err}");
@@ -92,7 +102,7 @@ fn header_and_payload_for(input_len: usize) -> (Vec<u8>, Vec<u8>) {
     loop {
         let header_b64 = b64_encode(&header).len();
         let rest = input_len - header_b64 - 1;
-        if rest % 4 == 0 {
+        if rest.is_multiple_of(4) {
             return (header, vec![b'x'; rest / 4 * 3]);
         }
         header.insert(header.len() - 1, b' ');

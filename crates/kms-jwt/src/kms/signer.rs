@@ -6,10 +6,14 @@ use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 
 use super::{KeyInfo, KmsClient};
-use crate::alg::{KMS_RAW_MESSAGE_MAX, KeyFamily};
+use crate::alg::KeyFamily;
 use crate::jwk::PublicKey;
 use crate::signer::{SignatureFuture, Signer};
 use crate::{Algorithm, Error, Result, ecdsa};
+
+/// The largest message KMS signs with `MessageType=RAW` (Ed25519, ML-DSA): a longer JWS
+/// signing input is refused before KMS is called.
+const KMS_RAW_MESSAGE_MAX: usize = 4096;
 
 /// Signs with a KMS asymmetric key: the private key never leaves KMS.
 ///
