@@ -102,6 +102,7 @@ fn values() -> BTreeMap<&'static str, String> {
         ("name", name.name().to_owned()),
         ("key_spec", DEFAULT_KEY_SPEC.to_owned()),
         ("signing_algorithms", json!([alg.kms_name()]).to_string()),
+        ("message_types", json!([message_type(alg)]).to_string()),
         ("creation_tag_keys", json!(TAGS_AT_CREATION).to_string()),
         ("later_tag_keys", json!(TAGS_ADDED_LATER).to_string()),
         ("alias_arns", json!(aliases.map(alias_arn)).to_string()),
@@ -109,6 +110,11 @@ fn values() -> BTreeMap<&'static str, String> {
         ("multi_region", "true".to_owned()),
         ("replica_regions", json!(["eu-central-1"]).to_string()),
     ])
+}
+
+/// The KMS message type `KmsSigner` sends for `alg`.
+fn message_type(alg: Algorithm) -> &'static str {
+    if alg.signs_raw_message() { "RAW" } else { "DIGEST" }
 }
 
 /// The values main.tf passes for the same set in one region (`replica_regions = []`).
@@ -267,8 +273,21 @@ fn the_signer_may_sign_with_the_sets_keys_only() {
     assert_eq!(list(&sign["Action"]), ["kms:Sign"]);
     let alg = Algorithm::default_for_key_spec(DEFAULT_KEY_SPEC).unwrap();
     assert_eq!(sign["Condition"]["StringEquals"]["kms:SigningAlgorithm"], json!([alg.kms_name()]));
-    // KmsSigner sends the SHA digest, never the message.
-    assert_eq!(sign["Condition"]["StringEquals"]["kms:MessageType"], "DIGEST");
+    // KmsSigner sends the SHA digest of an RSA or ECDSA signing input, never the message.
+    assert_eq!(sign["Condition"]["StringEquals"]["kms:MessageType"], json!(["DIGEST"]));
+
+    // An Ed25519 or ML-DSA set signs the message itself (RAW), with the one pure algorithm.
+    for spec in ["ECC_NIST_EDWARDS25519", "ML_DSA_65"] {
+        let alg = Algorithm::default_for_key_spec(spec).unwrap();
+        let mut values = values();
+        values.insert("key_spec", spec.to_owned());
+        values.insert("signing_algorithms", json!([alg.kms_name()]).to_string());
+        values.insert("message_types", json!([message_type(alg)]).to_string());
+        let signer = render_with("signer", &values);
+        let sign = statement(&signer, "SignWithTheSetsKeys");
+        assert_eq!(sign["Condition"]["StringEquals"]["kms:MessageType"], json!(["RAW"]), "{spec}");
+        assert_eq!(sign["Condition"]["StringEquals"]["kms:SigningAlgorithm"], json!([alg.kms_name()]), "{spec}");
+    }
 }
 
 #[test]
@@ -447,6 +466,16 @@ fn main_tf_passes_the_values_the_library_expects() {
     // The replica statements are merged into the rotators' policy for a multi-Region set only.
     let templates: String = source(attr(locals.body(), "rotator_templates")).split_whitespace().collect();
     assert_eq!(templates, r#"length(var.replica_regions)>0?["rotator","rotator-replicas"]:["rotator"]"#);
+
+    // The message types follow the algorithms as KmsSigner chooses them.
+    let message_types: String = source(attr(locals.body(), "message_types")).split_whitespace().collect();
+    assert_eq!(
+        message_types,
+        r#"sort(distinct([forainlocal.signing_algorithms:contains(["ED25519_SHA_512","ML_DSA_SHAKE_256"],a)?"RAW":"DIGEST"]))"#
+    );
+    let raw: Vec<&str> =
+        Algorithm::ALL.into_iter().filter(|a| a.signs_raw_message()).map(Algorithm::kms_name).collect();
+    assert!(raw.iter().all(|name| ["ED25519_SHA_512", "ML_DSA_SHAKE_256"].contains(name)), "{raw:?}");
 
     let Expression::Object(defaults) = attr(locals.body(), "default_signing_algorithm") else { panic!("not a map") };
     for (spec, kms_name) in defaults {

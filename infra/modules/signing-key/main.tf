@@ -13,17 +13,26 @@ locals {
   alias_name  = "alias/${var.name}"
   policy_name = replace(var.name, "/", "-")
 
-  # The KMS signing algorithm of each spec's default JWT algorithm (RS256, ES256/384/512, ES256K).
+  # The KMS signing algorithm of each spec's default JWT algorithm (RS256, ES256/384/512, ES256K,
+  # EdDSA, ML-DSA-44/65/87).
   default_signing_algorithm = {
-    RSA_2048        = "RSASSA_PKCS1_V1_5_SHA_256"
-    RSA_3072        = "RSASSA_PKCS1_V1_5_SHA_256"
-    RSA_4096        = "RSASSA_PKCS1_V1_5_SHA_256"
-    ECC_NIST_P256   = "ECDSA_SHA_256"
-    ECC_NIST_P384   = "ECDSA_SHA_384"
-    ECC_NIST_P521   = "ECDSA_SHA_512"
-    ECC_SECG_P256K1 = "ECDSA_SHA_256"
+    RSA_2048              = "RSASSA_PKCS1_V1_5_SHA_256"
+    RSA_3072              = "RSASSA_PKCS1_V1_5_SHA_256"
+    RSA_4096              = "RSASSA_PKCS1_V1_5_SHA_256"
+    ECC_NIST_P256         = "ECDSA_SHA_256"
+    ECC_NIST_P384         = "ECDSA_SHA_384"
+    ECC_NIST_P521         = "ECDSA_SHA_512"
+    ECC_SECG_P256K1       = "ECDSA_SHA_256"
+    ECC_NIST_EDWARDS25519 = "ED25519_SHA_512"
+    ML_DSA_44             = "ML_DSA_SHAKE_256"
+    ML_DSA_65             = "ML_DSA_SHAKE_256"
+    ML_DSA_87             = "ML_DSA_SHAKE_256"
   }
   signing_algorithms = var.signing_algorithms != null ? var.signing_algorithms : [local.default_signing_algorithm[var.key_spec]]
+
+  # kms-jwt sends KMS the digest for RSA and ECDSA, and the message itself (RAW) for Ed25519
+  # and ML-DSA, which hash as part of signing: the signer may use exactly those message types.
+  message_types = sort(distinct([for a in local.signing_algorithms : contains(["ED25519_SHA_512", "ML_DSA_SHAKE_256"], a) ? "RAW" : "DIGEST"]))
 
   # Tags kms_jwt::keyset writes when it creates a key, and the two it adds later (the kid
   # once the public key is known, the demotion time when the key stops being current).
@@ -44,6 +53,7 @@ locals {
     name                     = var.name
     key_spec                 = var.key_spec
     signing_algorithms       = jsonencode(local.signing_algorithms)
+    message_types            = jsonencode(local.message_types)
     creation_tag_keys        = jsonencode(local.creation_tag_keys)
     later_tag_keys           = jsonencode(local.later_tag_keys)
     alias_arns               = jsonencode(local.alias_arns)

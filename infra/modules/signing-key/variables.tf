@@ -9,24 +9,24 @@ variable "name" {
 }
 
 variable "key_spec" {
-  description = "KMS key spec of the set's keys: rotators may create keys of this spec only. RSA_2048 signs RS256 (the default); ECC specs sign the curve's ES* algorithm."
+  description = "KMS key spec of the set's keys: rotators may create keys of this spec only. RSA_2048 signs RS256 (the default); ECC specs sign the curve's ES* algorithm, ECC_NIST_EDWARDS25519 EdDSA, ML_DSA_* the ML-DSA of the parameter set. To move a set to another spec, change it here, apply, then `kms-jwt keyset rotate --key-spec`."
   type        = string
   default     = "RSA_2048"
 
   validation {
-    condition     = contains(["RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1"], var.key_spec)
-    error_message = "The key_spec must be an asymmetric signing spec: RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, ECC_NIST_P384, ECC_NIST_P521 or ECC_SECG_P256K1."
+    condition     = contains(["RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1", "ECC_NIST_EDWARDS25519", "ML_DSA_44", "ML_DSA_65", "ML_DSA_87"], var.key_spec)
+    error_message = "The key_spec must be an asymmetric signing spec: RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, ECC_NIST_P384, ECC_NIST_P521, ECC_SECG_P256K1, ECC_NIST_EDWARDS25519, ML_DSA_44, ML_DSA_65 or ML_DSA_87."
   }
 }
 
 variable "signing_algorithms" {
-  description = "KMS signing algorithms signers may use (the kms:SigningAlgorithm condition). Null means the key spec's default: RSASSA_PKCS1_V1_5_SHA_256 for RSA (RS256), the curve's ECDSA_SHA_* for ECC."
+  description = "KMS signing algorithms signers may use (the kms:SigningAlgorithm condition; kms:MessageType follows: DIGEST for RSA and ECDSA, RAW for Ed25519 and ML-DSA). Null means the key spec's default: RSASSA_PKCS1_V1_5_SHA_256 for RSA (RS256), the curve's ECDSA_SHA_* for ECC, ED25519_SHA_512 for Ed25519, ML_DSA_SHAKE_256 for ML-DSA."
   type        = list(string)
   default     = null
 
   validation {
-    condition     = var.signing_algorithms == null || alltrue([for a in coalesce(var.signing_algorithms, []) : contains(["RSASSA_PKCS1_V1_5_SHA_256", "RSASSA_PKCS1_V1_5_SHA_384", "RSASSA_PKCS1_V1_5_SHA_512", "RSASSA_PSS_SHA_256", "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_512", "ECDSA_SHA_256", "ECDSA_SHA_384", "ECDSA_SHA_512"], a)])
-    error_message = "Each signing algorithm must be a KMS asymmetric signing algorithm, such as RSASSA_PKCS1_V1_5_SHA_256 or ECDSA_SHA_256."
+    condition     = var.signing_algorithms == null || alltrue([for a in coalesce(var.signing_algorithms, []) : contains(["RSASSA_PKCS1_V1_5_SHA_256", "RSASSA_PKCS1_V1_5_SHA_384", "RSASSA_PKCS1_V1_5_SHA_512", "RSASSA_PSS_SHA_256", "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_512", "ECDSA_SHA_256", "ECDSA_SHA_384", "ECDSA_SHA_512", "ED25519_SHA_512", "ML_DSA_SHAKE_256"], a)])
+    error_message = "Each signing algorithm must be a KMS signing algorithm kms-jwt uses, such as RSASSA_PKCS1_V1_5_SHA_256, ECDSA_SHA_256 or ED25519_SHA_512 (not ED25519_PH_SHA_512: Ed25519ph is not JOSE's EdDSA)."
   }
 }
 
