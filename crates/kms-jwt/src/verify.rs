@@ -32,16 +32,18 @@ pub struct Verified<T> {
     pub claims: T,
 }
 
-/// A configured key and the protected header that selected it first, in base64url.
+/// A configured key and the protected header that selected it first: its base64url text and
+/// its parsed members.
 ///
 /// Key selection is a function of the header bytes alone, and a signer's tokens all share
 /// one header, so the verifier parses each signer's header once: later tokens with the same
-/// header text go straight to their key. Set once, read without a lock; each key has its own
-/// slot, so tokens from several keys (a rotation) mix at no cost.
+/// header text go straight to their key, and get a copy of the parsed header. Set once, read
+/// without a lock; each key has its own slot, so tokens from several keys (a rotation) mix at
+/// no cost.
 #[derive(Debug)]
 struct KeySlot {
     key: VerifyingKey,
-    header: OnceLock<Box<str>>,
+    header: OnceLock<(Box<str>, Map<String, Value>)>,
 }
 
 /// Verifies compact JWTs against a fixed set of public keys.
@@ -167,12 +169,8 @@ impl Verifier {
     /// ```
     pub fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<Verified<T>, TokenError> {
         let now = self.now.unwrap_or_else(crate::claims::now);
-        let payload = self.verified_payload(token)?;
+        let (header, payload) = self.verified_parts(token)?;
         self.check_claims(&Registered::parse(&payload)?, now)?;
-        let (first, _) = jws::dot_positions(token)?;
-        let header_bytes = b64::decode(&token[..first]).ok_or(TokenError::Base64("header"))?;
-        let header =
-            crate::json::parse_object(&header_bytes).map_err(|reason| TokenError::Json { part: "header", reason })?;
         let claims =
             serde_json::from_slice(&payload).map_err(|e| TokenError::Json { part: "claims", reason: e.to_string() })?;
         Ok(Verified { header, claims })
@@ -186,15 +184,18 @@ impl Verifier {
         self
     }
 
-    /// The signature's check without the header map; a header seen before skips parsing.
-    fn verified_payload(&self, token: &str) -> Result<Vec<u8>, TokenError> {
+    /// The signature's check: the protected header and the payload of a token whose signature
+    /// verifies. A header seen before is neither decoded nor parsed again.
+    fn verified_parts(&self, token: &str) -> Result<(Map<String, Value>, Vec<u8>), TokenError> {
         if token.len() > self.max_token_len {
             return Err(TokenError::TooLong { len: token.len(), max: self.max_token_len });
         }
         let (first, second) = jws::dot_positions(token)?;
         let header_b64 = &token[..first];
-        let Some(slot) = self.keys.iter().find(|slot| slot.header.get().is_some_and(|seen| **seen == *header_b64))
-        else {
+        let Some((slot, header)) = self.keys.iter().find_map(|slot| match slot.header.get() {
+            Some((seen, header)) if **seen == *header_b64 => Some((slot, header)),
+            _ => None,
+        }) else {
             let CompactParts { signing_input, header, payload, signature } = jws::split_compact(token)?;
             let slot = self.select_key(&header)?;
             if !slot.key.verify_signature(signing_input.as_bytes(), &signature) {
@@ -202,8 +203,8 @@ impl Verifier {
             }
             // Only a header that came with a valid signature is remembered, so forged tokens
             // cannot take the slot. Another thread may have filled it first: either is right.
-            let _ = slot.header.set(header_b64.into());
-            return Ok(payload);
+            let _ = slot.header.set((header_b64.into(), header.clone()));
+            return Ok((header, payload));
         };
         // The header was accepted before; the rest is checked exactly as split_compact does.
         let payload = b64::decode(&token[first + 1..second]).ok_or(TokenError::Base64("payload"))?;
@@ -211,7 +212,7 @@ impl Verifier {
         if !slot.key.verify_signature(&token.as_bytes()[..second], &signature) {
             return Err(TokenError::BadSignature);
         }
-        Ok(payload)
+        Ok((header.clone(), payload))
     }
 
     fn select_key(&self, header: &Map<String, Value>) -> Result<&KeySlot, TokenError> {

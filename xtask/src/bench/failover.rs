@@ -23,7 +23,7 @@ pub(super) fn benchmarks(base: &Path, endpoint: &str) -> Result<Vec<Comparison>>
     step(&format!(
         "failover: ES256 at concurrency {CONCURRENCY}, {FAILOVER_PHASE_SECS} s each with us-east-1 up, a black hole, back; {FAILOVER_RUNS} runs"
     ));
-    crate::block_on(bench_set(endpoint, FAILOVER_SET, &["us-east-1", "eu-west-1"]))?;
+    crate::block_on(bench_set(endpoint, FAILOVER_SET, &["us-east-1", "eu-west-1"], "ECC_NIST_P256"))?;
     let mut runs = Vec::new();
     for _ in 0..FAILOVER_RUNS {
         let output = Command::new(base)

@@ -3,9 +3,10 @@
 //!
 //! One module per measured area, run in this order: `verify` and `scaling` (offline), then
 //! against `LocalStack` `sign`, `cache`, `issuer`, `failover`, `remote` (the verifying side) and
-//! `service` (TLS against nginx, metrics, the drain);
-//! `report` writes the one report. This module holds the order and the measurement helpers.
+//! `service` (TLS against nginx, metrics, the drain), then `algorithms` (Ed25519 against ES256
+//! signing, on `MiniStack`, the emulator with Ed25519 keys); `report` writes the one report. This module holds the order and the measurement helpers.
 
+mod algorithms;
 mod cache;
 mod failover;
 mod issuer;
@@ -147,6 +148,7 @@ pub(crate) enum Area {
     Failover,
     Remote,
     Service,
+    Algorithms,
 }
 
 /// `cargo xtask bench`.
@@ -198,22 +200,25 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             results.extend(service::benchmarks(&out, [&ours, &base], &endpoint)?);
         }
     }
+    if runs(Area::Algorithms) {
+        results.extend(algorithms::benchmarks(&out, &ours)?);
+    }
     report::write_report(&out, &results)
 }
 
 /// An ECC P-256 key set for the signing runs; returns its key ARN and kid.
 async fn bench_key(endpoint: &str) -> Result<(String, String)> {
-    let done = bench_set(endpoint, BENCH_SET, &[]).await?;
+    let done = bench_set(endpoint, BENCH_SET, &[], "ECC_NIST_P256").await?;
     Ok((done.info.key.arn, done.kid))
 }
 
-/// Provisions the ECC P-256 key set `name` in `LocalStack`'s us-east-1, or across `regions`.
-async fn bench_set(endpoint: &str, name: &str, regions: &[&str]) -> Result<Provisioned> {
+/// Provisions the key set `name` of `spec` at `endpoint`, in us-east-1 or across `regions`.
+async fn bench_set(endpoint: &str, name: &str, regions: &[&str], spec: &str) -> Result<Provisioned> {
     let mut opts = KmsOptions::endpoint(endpoint, "us-east-1");
     opts.static_credentials = Some((support::ACCESS_KEY_ID.into(), support::SECRET_ACCESS_KEY.into()));
     let req = ProvisionRequest {
         name: KeySetName::parse(name)?,
-        key_spec: "ECC_NIST_P256".into(),
+        key_spec: spec.into(),
         description: "kms-jwt bench".into(),
         tags: vec![],
         max_token_ttl: kms_jwt::keyset::DEFAULT_MAX_TOKEN_TTL,

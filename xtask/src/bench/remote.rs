@@ -50,7 +50,7 @@ pub(super) fn benchmarks([ours, base]: [&Path; 2], endpoint: &str) -> Result<Vec
     });
 
     // kms-jwt serve behind a proxy whose URL is the issuer's: what a verifier fetches, counted.
-    crate::block_on(bench_set(endpoint, REMOTE_SET, &[]))?;
+    crate::block_on(bench_set(endpoint, REMOTE_SET, &[], "ECC_NIST_P256"))?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let proxy = FaultProxy::forwarding(&format!("http://127.0.0.1:{port}"));
     let mut serve = Cli::new(ours).endpoint(endpoint).command();
