@@ -156,7 +156,7 @@ async fn kms_errors_are_one_line_with_exit_2() {
         aws_sdk_kms::types::KeySpec::SymmetricDefault,
     )
     .await;
-    assert_one_line_error(&cli.output(["sign", "--key", &encrypt]), "SIGN_VERIFY RSA or ECC key is required");
+    assert_one_line_error(&cli.output(["sign", "--key", &encrypt]), "SIGN_VERIFY RSA, ECC or ML-DSA key is required");
 
     let rsa = support::signing_key(&client, "RSA_2048").await;
     assert_one_line_error(
