@@ -103,7 +103,8 @@ fn serve_publishes_an_ed25519_set_and_its_issuer_mints_eddsa_tokens_that_pyjwt_v
     let set = support::unique("kms-jwt-ed");
     json(&cli.output(["keyset", "provision", "--key", &set, "--key-spec", "ECC_NIST_EDWARDS25519"]));
     let mut policy = tempfile::NamedTempFile::new().unwrap();
-    let rule = "[[rule]]\nprincipals = [\"arn:aws:iam::000000000000:root\"]\naudiences = [\"api\"]\nmax_ttl = \"30m\"\n";
+    let rule =
+        "[[rule]]\nprincipals = [\"arn:aws:iam::000000000000:root\"]\naudiences = [\"api\"]\nmax_ttl = \"30m\"\n";
     std::io::Write::write_all(&mut policy, rule.as_bytes()).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}");
