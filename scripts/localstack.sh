@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# LocalStack (KMS, STS and IAM) as a local Python process: install, up, down, status.
+# LocalStack (KMS, STS, IAM and S3) as a local Python process: install, up, down, status.
 #
 # The venv is cached in $KMS_JWT_CACHE (default ~/.cache/kms-jwt) and keyed by the hash of
 # scripts/localstack-requirements.txt, so a changed pin means a fresh venv. The process state
@@ -16,7 +16,9 @@ port=${LOCALSTACK_PORT:-4566}
 endpoint="http://127.0.0.1:$port"
 
 healthy() {
-  curl -fsS --max-time 2 "$endpoint/_localstack/health" 2>/dev/null | grep -q '"kms": "\(available\|running\)"'
+  local health
+  health=$(curl -fsS --max-time 2 "$endpoint/_localstack/health" 2>/dev/null) || return 1
+  grep -q '"kms": "\(available\|running\)"' <<<"$health" && grep -q '"s3": "\(available\|running\)"' <<<"$health"
 }
 
 install() {
@@ -30,9 +32,9 @@ up() {
   fi
   install
   mkdir -p "$state/data"
-  say "starting LocalStack (KMS, STS, IAM) on $endpoint, log in $state/localstack.log"
+  say "starting LocalStack (KMS, STS, IAM, S3) on $endpoint, log in $state/localstack.log"
   # setsid: a process group of its own, so that `down` stops it and all its children.
-  GATEWAY_LISTEN="127.0.0.1:$port" SERVICES=kms,sts,iam DNS_ADDRESS=0 EAGER_SERVICE_LOADING=1 \
+  GATEWAY_LISTEN="127.0.0.1:$port" SERVICES=kms,sts,iam,s3 DNS_ADDRESS=0 EAGER_SERVICE_LOADING=1 \
     LOCALSTACK_VOLUME_DIR="$state/data" SKIP_SSL_CERT_DOWNLOAD=1 DISABLE_EVENTS=1 \
     setsid "$venv/bin/python" -m localstack.runtime.main >"$state/localstack.log" 2>&1 < /dev/null &
   echo $! >"$state/pid"

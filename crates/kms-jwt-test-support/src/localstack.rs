@@ -68,7 +68,7 @@ fn start_container() -> String {
         localstack_tag(),
         std::env::var("DOCKER_HOST").unwrap_or_else(|_| "/var/run/docker.sock".into())
     ));
-    let mut request = LocalStack::default().with_tag(localstack_tag()).with_env_var("SERVICES", "kms,sts,iam");
+    let mut request = LocalStack::default().with_tag(localstack_tag()).with_env_var("SERVICES", "kms,sts,iam,s3");
     // Images newer than the pin need an account: pass the token through where there is one.
     if let Ok(token) = std::env::var("LOCALSTACK_AUTH_TOKEN") {
         request = request.with_env_var("LOCALSTACK_AUTH_TOKEN", token);

@@ -210,6 +210,18 @@ pub enum Error {
     #[error("{0}")]
     Refused(String),
 
+    #[cfg(feature = "s3")]
+    /// Writing the documents to S3 failed (no such bucket, access denied, unreachable). A
+    /// document written before the failure stays; publishing again is safe.
+    #[error("{message}")]
+    Publish {
+        /// What failed, with S3's error code and message.
+        message: String,
+        /// The SDK's error.
+        #[source]
+        source: BoxError,
+    },
+
     /// An error that several callers waited for and share (a [`crate::TokenCache`] mint):
     /// the error itself is inside.
     #[error(transparent)]

@@ -92,6 +92,9 @@ mod verify;
 pub use aws_config;
 #[cfg(feature = "kms")]
 pub use aws_sdk_kms;
+/// The S3 client [`publish::publish_to_s3`] takes, re-exported for the same reason.
+#[cfg(feature = "s3")]
+pub use aws_sdk_s3;
 
 pub use alg::{Algorithm, Curve, KeyFamily, MlDsaLevel, UnknownAlgorithm};
 pub use cache::{CacheStats, MintedToken, TokenCache};

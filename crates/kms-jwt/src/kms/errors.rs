@@ -57,7 +57,7 @@ where
 }
 
 /// The innermost cause: "Connection refused (os error 111)" rather than "dispatch failure".
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = err;
     while let Some(next) = cause.source() {
         cause = next;
