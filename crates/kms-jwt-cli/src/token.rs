@@ -1,5 +1,6 @@
 //! `kms-jwt token`: asks an issuer's `POST /token` for a token, proving this caller's AWS
-//! identity with a signed, unsent `sts:GetCallerIdentity` request.
+//! identity with a signed, unsent `sts:GetCallerIdentity` request; or, for an issuer on Lambda
+//! behind IAM auth, by signing the request itself with `SigV4` for the `lambda` service.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -10,7 +11,7 @@ use clap::Args;
 use kms_jwt::issuer::TokenClient;
 use kms_jwt::kms::KmsOptions;
 
-/// Ask an issuer (kms-jwt serve --token-policy) for a token for this caller's AWS identity; prints the token
+/// Ask an issuer (kms-jwt serve --token-policy, or its Lambda function) for a token for this caller's AWS identity; prints the token
 #[derive(Args)]
 pub struct TokenArgs {
     /// The issuer URL; its POST /token is called
@@ -28,12 +29,32 @@ pub struct TokenArgs {
     /// The STS region the proof names [default: the AWS region]
     #[arg(long, value_name = "R")]
     sts_region: Option<String>,
+    /// Sign the request with `SigV4` for the lambda service instead of sending a proof: an issuer on Lambda behind IAM auth [default: on for *.lambda-url.REGION.on.aws URLs]
+    #[arg(long)]
+    sigv4: bool,
+}
+
+/// The region of a function URL (`https://ID.lambda-url.REGION.on.aws`), if `url` is one.
+fn function_url_region(url: &str) -> Option<&str> {
+    let host = url.strip_prefix("https://")?.split(['/', ':']).next()?;
+    let (_, rest) = host.split_once(".lambda-url.")?;
+    let region = rest.strip_suffix(".on.aws")?;
+    (!region.is_empty() && !region.contains('.')).then_some(region)
 }
 
 /// Runs `kms-jwt token`.
 pub async fn run(args: TokenArgs, opts: &KmsOptions) -> Result<ExitCode> {
     let issuer = crate::serve::check_issuer(&args.issuer)?;
     let config = opts.load().await?;
+    if args.sigv4 || function_url_region(&issuer).is_some() {
+        let region = match function_url_region(&issuer) {
+            Some(region) => region.to_owned(),
+            None => config.region().map(ToString::to_string).context("no AWS region: set AWS_REGION")?,
+        };
+        let answer = TokenClient::new(&issuer)?.token_sigv4(&config, &region, &args.aud, args.ttl).await?;
+        writeln!(std::io::stdout().lock(), "{}", answer.token)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let region = match &args.sts_region {
         Some(region) => region.clone(),
         None => config.region().map(ToString::to_string).context("no AWS region: pass --sts-region")?,
@@ -45,4 +66,20 @@ pub async fn run(args: TokenArgs, opts: &KmsOptions) -> Result<ExitCode> {
     let answer = client.token(&config, &region, &args.aud, args.ttl).await?;
     writeln!(std::io::stdout().lock(), "{}", answer.token)?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::function_url_region;
+
+    #[test]
+    fn function_urls_name_their_region() {
+        assert_eq!(function_url_region("https://abcdefgh.lambda-url.eu-west-1.on.aws"), Some("eu-west-1"));
+        assert_eq!(function_url_region("https://abcdefgh.lambda-url.eu-west-1.on.aws/"), Some("eu-west-1"));
+        for other in
+            ["http://abcdefgh.lambda-url.eu-west-1.on.aws", "https://issuer.example", "https://x.lambda-url..on.aws"]
+        {
+            assert_eq!(function_url_region(other), None, "{other}");
+        }
+    }
 }
