@@ -61,12 +61,15 @@ pub(crate) fn run() -> Result<()> {
     step("building the serve image with Podman (scripts/image.sh), for the image test");
     let image = script("image.sh", &["--binary", binary, "--tag", "ci"])?;
 
+    step("installing cargo-lambda, whose Lambda runtime emulator runs the issuer function (scripts/cargo-lambda.sh)");
+    let cargo_lambda = script("cargo-lambda.sh", &["path"])?;
     step("starting MiniStack, the KMS emulator with Ed25519 keys (scripts/ministack.sh), for both passes");
     let ministack = Guard::ministack()?;
     let others = [
         ("KMS_JWT_TEST_IMAGE", image.as_str()),
         ("KMS_JWT_TEST_JOSE", jose.as_str()),
         ("KMS_JWT_TEST_MINISTACK_ENDPOINT", ministack.endpoint.as_str()),
+        ("KMS_JWT_TEST_CARGO_LAMBDA", cargo_lambda.as_str()),
     ];
     step("starting LocalStack for the integration tests");
     let localstack = Guard::up()?;
@@ -111,7 +114,7 @@ pub(crate) fn run() -> Result<()> {
 }
 /// The feature sets `cargo xtask ci` checks the library with, one at a time and without
 /// dev-dependencies: each alone, and all together.
-const LIBRARY_FEATURE_SETS: [&str; 6] = ["", "remote", "axum", "kms", "fuzzing", "kms,remote,axum"];
+const LIBRARY_FEATURE_SETS: [&str; 7] = ["", "remote", "axum", "kms", "s3", "fuzzing", "kms,s3,remote,axum"];
 
 /// Builds and runs the crates in `xtask/consumers/`, each its own workspace, with the
 /// repository's lock file (so the same versions, and the build's artifacts, are reused).

@@ -175,6 +175,12 @@ pub(crate) struct ServedState {
 }
 
 impl Served {
+    /// The documents of `source`, read from KMS once (no refresh task): for a process that
+    /// lives one request burst at a time, such as a Lambda function.
+    pub async fn load(source: &Source, max_age: Duration) -> kms_jwt::Result<Served> {
+        Ok(Served::new(source.load_all().await?, max_age))
+    }
+
     /// Serves what was loaded, telling caches to keep it `max_age`.
     pub(crate) fn new(loaded: Loaded, max_age: Duration) -> Served {
         let cache_control = HeaderValue::from_str(&publish::cache_control(max_age.as_secs()))
