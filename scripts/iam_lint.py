@@ -115,15 +115,18 @@ BROKEN = {
 
 
 def single_region(values: dict) -> dict:
-    """The values main.tf passes for the same set with replica_regions = []."""
+    """The values main.tf passes for the same set with replica_regions = [] (a module without
+    replicas has the same values either way)."""
+    if "replica_regions" not in values:
+        return values
     return {**values, "multi_region": "false", "replica_regions": "[]"}
 
 
 def policies(directory: pathlib.Path, values: dict) -> dict:
     """Every policy main.tf can write from the templates in `directory`, rendered, by name."""
-    if not json.loads(values["replica_regions"]):
-        raise ValueError("the example values are a single-Region set: replica statements would go unlinted")
     templates = {p.name.removesuffix(".json.tftpl"): p.read_text() for p in directory.glob("*.json.tftpl")}
+    if any(t.endswith(REPLICAS) for t in templates) and not json.loads(values.get("replica_regions", "[]")):
+        raise ValueError("the example values are a single-Region set: replica statements would go unlinted")
     out = {}
     for role in sorted(t for t in templates if not t.endswith(REPLICAS)):
         single = json.loads(render(templates[role], single_region(values)))
