@@ -5,6 +5,7 @@
 mod bench;
 mod ci;
 mod demo;
+mod lambda_build;
 mod localstack;
 
 use std::process::ExitCode;
@@ -32,7 +33,7 @@ enum Command {
     Rotate(keyset::RotateArgs),
     /// Export a key set's public key as PEM, JWK or JWKS: `kms-jwt public-key`
     PublicKey(kms_jwt_cli::keys::PublicKeyArgs),
-    /// Start, stop or check the local `LocalStack` (KMS, STS, IAM) used by tests and the demo
+    /// Start, stop or check the local `LocalStack` (KMS, STS, IAM, S3) used by tests and the demo
     Localstack(localstack::Args),
     /// The whole seed flow against `LocalStack`, narrated
     Demo,
@@ -40,6 +41,8 @@ enum Command {
     Ci,
     /// Benchmarks against baselines in the same run; report in target/bench/
     Bench(bench::Args),
+    /// The issuer's Lambda zip (provided.al2023, arm64) in target/lambda/kms-jwt-lambda/
+    LambdaBuild,
 }
 
 fn main() -> ExitCode {
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Command::Demo => demo::run(&kms),
         Command::Ci => ci::run(),
         Command::Bench(args) => bench::run(&args),
+        Command::LambdaBuild => lambda_build::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
