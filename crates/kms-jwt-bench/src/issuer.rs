@@ -54,6 +54,35 @@ pub(crate) async fn issuer_load(
     report::json(&report::latency_figures(latencies, started.elapsed()))
 }
 
+/// POSTs `count` function URL events (LocalStack's root asking for `api`) to a Lambda runtime
+/// emulator's `invoke_url`, `concurrency` at a time; prints answers per second and latency
+/// percentiles.
+pub(crate) async fn lambda_load(invoke_url: String, count: usize, concurrency: usize) -> Result<()> {
+    let root = format!("arn:aws:iam::{}:root", support::ACCOUNT);
+    let event =
+        support::lambda::function_url_event("POST", "/token", r#"{"audience":"api"}"#, Some((&root, support::ACCOUNT)));
+    let body = event.to_string();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let started = Instant::now();
+    let latencies: Vec<Duration> = futures_util::stream::iter(0..count)
+        .map(|_| {
+            let (client, url, body) = (&client, &invoke_url, &body);
+            async move {
+                let sent = Instant::now();
+                let answer = client.post(url).body(body.clone()).send().await?.text().await?;
+                anyhow::ensure!(
+                    answer.contains("\"statusCode\":200") && answer.contains("token"),
+                    "the function answered {answer}"
+                );
+                Ok(sent.elapsed())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    report::json(&report::latency_figures(latencies, started.elapsed()))
+}
+
 pub(crate) async fn sign_latency(
     endpoint: String,
     key_arn: String,

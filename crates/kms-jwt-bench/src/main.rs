@@ -71,6 +71,10 @@ enum Command {
         #[arg(long)]
         distinct: bool,
     },
+    /// POST COUNT function URL events asking for a token for `api` as LocalStack's root (an IAM
+    /// caller in the request context) to a Lambda runtime emulator's invoke URL, CONCURRENCY at
+    /// a time. Prints answers per second and latency percentiles as JSON
+    LambdaLoad { invoke_url: String, count: usize, concurrency: usize },
     /// Sign COUNT tokens with the claims the issuer gives LocalStack's root (iss ISSUER, aud
     /// api, 15 minutes, a jti) through kms-jwt's KMS signer, CONCURRENCY at a time, as
     /// `kms-jwt sign` does. Prints tokens per second and latency percentiles as JSON
@@ -113,6 +117,9 @@ async fn main() -> Result<()> {
         Command::CacheLatency { endpoint, key_arn, cached } => cache::cache_latency(endpoint, key_arn, cached).await,
         Command::IssuerLoad { issuer, audience, count, concurrency, distinct } => {
             issuer::issuer_load(issuer, audience, count, concurrency, distinct).await
+        }
+        Command::LambdaLoad { invoke_url, count, concurrency } => {
+            issuer::lambda_load(invoke_url, count, concurrency).await
         }
         Command::SignLatency { endpoint, key_arn, issuer, count, concurrency } => {
             issuer::sign_latency(endpoint, key_arn, issuer, count, concurrency).await

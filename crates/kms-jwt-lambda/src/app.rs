@@ -26,7 +26,8 @@ pub async fn issuer_app(config: &Config, kms: Vec<KmsClient>, policy: &str) -> R
     let policy = TokenPolicy::from_toml(policy, signer.max_token_ttl()).context("the token policy is invalid")?;
     // No client address reaches a function (AWS is the client): the per-principal and
     // per-access-key limits apply, the per-address one cannot.
-    let settings = IssuerConfig { address_rate_limit: 0, ..IssuerConfig::new(&config.issuer) };
+    let settings =
+        IssuerConfig { rate_limit: config.rate_limit, address_rate_limit: 0, ..IssuerConfig::new(&config.issuer) };
     let issuer = Issuer::new(settings, IamInvocation, policy, signer)?;
     let routes = kms_jwt_server::router(served, Some(Arc::new(TokenRoute::new(Arc::new(issuer)))));
     // Middleware on a router runs after its routing: the stage comes off in an outer router

@@ -49,6 +49,9 @@ pub struct Config {
     /// Rotate only when the current key is at least this old (`KMS_JWT_ROTATE_IF_OLDER_THAN`,
     /// such as `90d`; rotate mode).
     pub rotate_if_older_than: Option<Duration>,
+    /// Requests per access key and tokens per principal per minute, per container
+    /// (`KMS_JWT_RATE_LIMIT`, default 60, as `serve --rate-limit`).
+    pub rate_limit: u32,
 }
 
 impl Config {
@@ -88,13 +91,29 @@ impl Config {
                 format!("KMS_JWT_MAX_AGE is {secs:?}: expected a number of seconds from 1 to 86400")
             })?,
         };
+        let rate_limit = match var("KMS_JWT_RATE_LIMIT") {
+            None => 60,
+            Some(n) => n.parse().ok().filter(|n| *n > 0).with_context(|| {
+                format!("KMS_JWT_RATE_LIMIT is {n:?}: expected a number of requests a minute, at least 1")
+            })?,
+        };
         let rotate_if_older_than = var("KMS_JWT_ROTATE_IF_OLDER_THAN")
             .map(|d| humantime::parse_duration(&d).with_context(|| format!("KMS_JWT_ROTATE_IF_OLDER_THAN is {d:?}")))
             .transpose()?;
         let fallback_regions = var("KMS_JWT_FALLBACK_REGIONS")
             .map(|r| r.split(',').map(str::trim).filter(|r| !r.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default();
-        Ok(Config { mode, key, issuer, fallback_regions, policy, publish_to, max_age, rotate_if_older_than })
+        Ok(Config {
+            mode,
+            key,
+            issuer,
+            fallback_regions,
+            policy,
+            publish_to,
+            max_age,
+            rotate_if_older_than,
+            rate_limit,
+        })
     }
 
     /// Reads the configuration from the process's environment.
@@ -179,6 +198,7 @@ mod tests {
             "KMS_JWT_MODE is \"serve\": expected issuer or rotate"
         );
         assert!(with(("KMS_JWT_MAX_AGE", "0")).unwrap_err().to_string().starts_with("KMS_JWT_MAX_AGE is \"0\""));
+        assert!(with(("KMS_JWT_RATE_LIMIT", "0")).unwrap_err().to_string().starts_with("KMS_JWT_RATE_LIMIT is \"0\""));
         assert!(with(("KMS_JWT_TOKEN_POLICY_S3", "s3://b/k")).unwrap_err().to_string().contains("both set"));
         let err = config(&[BASE[0], BASE[1], ("KMS_JWT_TOKEN_POLICY_S3", "s3://bucket")]).unwrap_err().to_string();
         assert!(err.contains("names no object"), "{err}");

@@ -10,6 +10,7 @@ use http_body_util::BodyExt as _;
 use kms_jwt::{Claims, Jwks, Verifier};
 use kms_jwt_lambda::config::Config;
 use serde_json::{Value, json};
+use support::lambda::function_url_event;
 use tower::ServiceExt as _;
 
 const ISSUER: &str = "https://issuer.example";
@@ -33,42 +34,6 @@ async fn app() -> axum::Router {
     let vars = [("KMS_JWT_KEY", name.name()), ("KMS_JWT_ISSUER", ISSUER), ("KMS_JWT_TOKEN_POLICY", POLICY)];
     let config = Config::from_vars(|n| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| (*v).to_owned())).unwrap();
     kms_jwt_lambda::issuer_app(&config, vec![support::kms().await], POLICY).await.unwrap()
-}
-
-/// A function URL's event (payload 2.0), with the IAM caller AWS verified, if any.
-fn function_url(method: &str, path: &str, body: &str, iam: Option<Value>) -> Value {
-    let mut authorizer = json!({});
-    if let Some(iam) = iam {
-        authorizer["iam"] = iam;
-    }
-    json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {"content-type": "application/json", "host": "abcdefgh.lambda-url.us-east-1.on.aws"},
-        "requestContext": {
-            "accountId": "anonymous",
-            "apiId": "abcdefgh",
-            "authorizer": authorizer,
-            "domainName": "abcdefgh.lambda-url.us-east-1.on.aws",
-            "domainPrefix": "abcdefgh",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "kms-jwt"},
-            "requestId": "c3d7a6f0-0000-4000-8000-000000000001",
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "01/Dec/2026:05:00:00 +0000",
-            "timeEpoch": 1_796_101_200_000_i64
-        },
-        "body": body,
-        "isBase64Encoded": false
-    })
-}
-
-/// The IAM caller of a function URL or HTTP API request context.
-fn iam(arn: &str, account: &str) -> Value {
-    json!({"accessKey": "ASIAEXAMPLEKEY000001", "accountId": account, "callerId": "AROAEXAMPLE:session",
-           "cognitoIdentity": null, "principalOrgId": null, "userArn": arn, "userId": "AROAEXAMPLE:session"})
 }
 
 /// A REST API's event (payload 1.0) with IAM authorization.
@@ -112,7 +77,7 @@ async fn invoke(app: &axum::Router, event: &Value) -> (u16, Value) {
 }
 
 async fn verifier(app: &axum::Router, audience: &str) -> Verifier {
-    let (status, jwks) = invoke(app, &function_url("GET", "/.well-known/jwks.json", "", None)).await;
+    let (status, jwks) = invoke(app, &function_url_event("GET", "/.well-known/jwks.json", "", None)).await;
     assert_eq!(status, 200, "{jwks}");
     Verifier::from_jwks(&Jwks::parse(jwks.to_string().as_bytes()).unwrap(), None)
         .unwrap()
@@ -125,7 +90,7 @@ async fn a_function_url_and_a_rest_api_give_an_allowed_caller_a_token() {
     let app = app().await;
     let for_api = verifier(&app, "api").await;
     for event in [
-        function_url("POST", "/token", r#"{"audience":"api","ttl":"10m"}"#, Some(iam(ROOT, "000000000000"))),
+        function_url_event("POST", "/token", r#"{"audience":"api","ttl":"10m"}"#, Some((ROOT, "000000000000"))),
         rest_api(r#"{"audience":"api"}"#, ROOT),
     ] {
         let (status, body) = invoke(&app, &event).await;
@@ -136,7 +101,7 @@ async fn a_function_url_and_a_rest_api_give_an_allowed_caller_a_token() {
 
     // An assumed-role session is its role: the ci-* rule, its audience and its claims.
     let session = "arn:aws:sts::000000000000:assumed-role/ci-deployer/build-42";
-    let event = function_url("POST", "/token", r#"{"audience":"deploy"}"#, Some(iam(session, "000000000000")));
+    let event = function_url_event("POST", "/token", r#"{"audience":"deploy"}"#, Some((session, "000000000000")));
     let (status, body) = invoke(&app, &event).await;
     assert_eq!(status, 200, "{body}");
     let token = body["token"].as_str().unwrap();
@@ -149,7 +114,7 @@ async fn a_function_url_and_a_rest_api_give_an_allowed_caller_a_token() {
 async fn the_policy_decides_what_a_known_caller_gets() {
     let app = app().await;
     let session = "arn:aws:sts::000000000000:assumed-role/ci-deployer/build-42";
-    let ask = |body: &str, arn: &str| function_url("POST", "/token", body, Some(iam(arn, "000000000000")));
+    let ask = |body: &str, arn: &str| function_url_event("POST", "/token", body, Some((arn, "000000000000")));
     let (status, body) = invoke(&app, &ask(r#"{"audience":"api"}"#, session)).await;
     assert_eq!(status, 403, "a role of the ci rule asking for the root's audience: {body}");
     let (status, body) = invoke(&app, &ask(r#"{"audience":"api"}"#, "arn:aws:iam::000000000000:user/mallory")).await;
@@ -163,29 +128,30 @@ async fn the_policy_decides_what_a_known_caller_gets() {
 async fn nothing_but_the_request_context_says_who_is_asking() {
     let app = app().await;
     // No authorizer at all (a function URL with AuthType NONE, say).
-    let (status, body) = invoke(&app, &function_url("POST", "/token", r#"{"audience":"api"}"#, None)).await;
+    let (status, body) = invoke(&app, &function_url_event("POST", "/token", r#"{"audience":"api"}"#, None)).await;
     assert_eq!(status, 401, "{body}");
     assert!(body["error"].as_str().unwrap().starts_with("no IAM identity in the invocation"), "{body}");
 
     // A JWT authorizer's claims are not an IAM caller.
-    let mut jwt = function_url("POST", "/token", r#"{"audience":"api"}"#, None);
+    let mut jwt = function_url_event("POST", "/token", r#"{"audience":"api"}"#, None);
     jwt["requestContext"]["authorizer"] = json!({"jwt": {"claims": {"sub": ROOT}, "scopes": null}});
     assert_eq!(invoke(&app, &jwt).await.0, 401);
 
     // Headers and body fields that claim an identity count for nothing.
-    let mut headers = function_url("POST", "/token", r#"{"audience":"api"}"#, None);
+    let mut headers = function_url_event("POST", "/token", r#"{"audience":"api"}"#, None);
     headers["headers"]["x-amzn-iam-user-arn"] = json!(ROOT);
     headers["headers"]["x-kms-jwt-caller"] = json!(ROOT);
     assert_eq!(invoke(&app, &headers).await.0, 401);
     let body = format!(r#"{{"audience":"api","caller":"{ROOT}"}}"#);
-    let (status, answer) = invoke(&app, &function_url("POST", "/token", &body, Some(iam(ROOT, "000000000000")))).await;
+    let (status, answer) =
+        invoke(&app, &function_url_event("POST", "/token", &body, Some((ROOT, "000000000000")))).await;
     assert_eq!(status, 400, "a body is the audience and the ttl, nothing else: {answer}");
 
     // A context whose account is not its ARN's is not AWS's.
-    let forged = function_url("POST", "/token", r#"{"audience":"api"}"#, Some(iam(ROOT, "999999999999")));
+    let forged = function_url_event("POST", "/token", r#"{"audience":"api"}"#, Some((ROOT, "999999999999")));
     let (status, body) = invoke(&app, &forged).await;
     assert_eq!(status, 401, "{body}");
     // A caller that is not an IAM principal.
-    let odd = function_url("POST", "/token", r#"{"audience":"api"}"#, Some(iam("arn:aws:s3:::bucket", "")));
+    let odd = function_url_event("POST", "/token", r#"{"audience":"api"}"#, Some(("arn:aws:s3:::bucket", "")));
     assert_eq!(invoke(&app, &odd).await.0, 401);
 }

@@ -10,6 +10,8 @@
 
 #[cfg(feature = "harness")]
 mod cli;
+#[cfg(feature = "harness")]
+pub mod lambda;
 #[cfg(feature = "kms")]
 mod localstack;
 #[cfg(feature = "kms")]

@@ -106,7 +106,7 @@ pub(super) fn benchmarks(out: &Path, [ours, base]: [&Path; 2], endpoint: &str, a
 }
 
 /// `kms-jwt serve --token-policy` for the bench set on `port`, stopped on drop.
-fn start_issuer(out: &Path, ours: &Path, endpoint: &str, port: u16) -> Result<Serve> {
+pub(super) fn start_issuer(out: &Path, ours: &Path, endpoint: &str, port: u16) -> Result<Serve> {
     // Every audience a miss run asks for, listed: the policy has no audience patterns.
     let misses: Vec<String> =
         (0..=REPEATS).flat_map(|round| (0..ISSUER_REQUESTS).map(move |i| format!("\"miss-{round}-{i}\""))).collect();

@@ -3,13 +3,15 @@
 //!
 //! One module per measured area, run in this order: `verify` and `scaling` (offline), then
 //! against `LocalStack` `sign`, `cache`, `issuer`, `failover`, `remote` (the verifying side) and
-//! `service` (TLS against nginx, metrics, the drain), then `algorithms` (Ed25519 against ES256
+//! `service` (TLS against nginx, metrics, the drain), `lambda` (the issuer function under a
+//! runtime emulator against `serve`), then `algorithms` (Ed25519 against ES256
 //! signing, on `MiniStack`, the emulator with Ed25519 keys); `report` writes the one report. This module holds the order and the measurement helpers.
 
 mod algorithms;
 mod cache;
 mod failover;
 mod issuer;
+mod lambda;
 mod remote;
 mod report;
 mod scaling;
@@ -149,6 +151,7 @@ pub(crate) enum Area {
     Remote,
     Service,
     Algorithms,
+    Lambda,
 }
 
 /// `cargo xtask bench`.
@@ -165,9 +168,11 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     let out = root.join("target/bench");
     std::fs::create_dir_all(&out)?;
     step("building kms-jwt and the baselines (release)");
-    crate::ci::cargo(&["build", "--release", "--quiet", "-p", "kms-jwt-cli", "-p", "kms-jwt-bench"], &[])?;
+    let build = ["build", "--release", "--quiet", "-p", "kms-jwt-cli", "-p", "kms-jwt-bench", "-p", "kms-jwt-lambda"];
+    crate::ci::cargo(&build, &[])?;
     let ours = root.join("target/release/kms-jwt");
     let base = root.join("target/release/kms-jwt-bench");
+    let function = root.join("target/release/kms-jwt-lambda");
     let mut results = Vec::new();
     if runs(Area::Verify) {
         results.extend(verify::benchmarks(&out, &ours, &base)?);
@@ -175,7 +180,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     if runs(Area::Scaling) {
         results.extend(scaling::benchmarks(&out, &ours, &base)?);
     }
-    let online = [Area::Sign, Area::Cache, Area::Issuer, Area::Failover, Area::Remote, Area::Service];
+    let online = [Area::Sign, Area::Cache, Area::Issuer, Area::Failover, Area::Remote, Area::Service, Area::Lambda];
     if online.into_iter().any(runs) {
         step("starting LocalStack for the signing benchmarks");
         let localstack = Guard::up()?;
@@ -198,6 +203,9 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         }
         if runs(Area::Service) {
             results.extend(service::benchmarks(&out, [&ours, &base], &endpoint)?);
+        }
+        if runs(Area::Lambda) {
+            results.extend(lambda::benchmarks(&out, [&ours, &base, &function], &endpoint)?);
         }
     }
     if runs(Area::Algorithms) {

@@ -16,6 +16,7 @@ use aws_sdk_kms::Client;
 use aws_sdk_kms::config::http::HttpResponse;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 
+#[cfg(feature = "s3")]
 pub(crate) use self::errors::root_cause;
 use self::errors::{ErrorContext, map_sdk_error};
 pub use self::key::{KeyInfo, KeySpec, KeyState, KmsKey, MultiRegion, TAG_MAX_TOKEN_TTL, normalize_key_ref};
