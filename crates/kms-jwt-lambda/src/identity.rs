@@ -36,23 +36,34 @@ struct Ask {
     ttl: Option<String>,
 }
 
-/// The caller from a request context, when it holds an IAM caller.
+/// The caller from a request context, when it holds an IAM caller. A caller with Amazon
+/// Cognito identity-pool credentials (a guest among them) is not one: its role is the pool's,
+/// shared by everyone the pool lets in, so it names no one a token could be for.
 #[must_use]
 pub fn invoker(context: &RequestContext) -> Option<Invoker> {
     match context {
         RequestContext::ApiGatewayV2(v2) => {
             let iam = v2.authorizer.as_ref()?.iam.as_ref()?;
+            if iam.cognito_identity.is_some() {
+                return None;
+            }
             Some(Invoker {
                 arn: iam.user_arn.clone()?,
                 account: iam.account_id.clone()?,
                 access_key: iam.access_key.clone(),
             })
         }
-        RequestContext::ApiGatewayV1(v1) => Some(Invoker {
-            arn: v1.identity.user_arn.clone()?,
-            account: v1.identity.account_id.clone()?,
-            access_key: v1.identity.access_key.clone(),
-        }),
+        RequestContext::ApiGatewayV1(v1) => {
+            let identity = &v1.identity;
+            if identity.cognito_identity_id.is_some() || identity.cognito_identity_pool_id.is_some() {
+                return None;
+            }
+            Some(Invoker {
+                arn: identity.user_arn.clone()?,
+                account: identity.account_id.clone()?,
+                access_key: identity.access_key.clone(),
+            })
+        }
         // An ALB, a WebSocket API, VPC Lattice: none carries a caller AWS verified with IAM.
         #[allow(unreachable_patterns)]
         _ => None,

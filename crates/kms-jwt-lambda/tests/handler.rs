@@ -151,6 +151,21 @@ async fn nothing_but_the_request_context_says_who_is_asking() {
     let forged = function_url_event("POST", "/token", r#"{"audience":"api"}"#, Some((ROOT, "999999999999")));
     let (status, body) = invoke(&app, &forged).await;
     assert_eq!(status, 401, "{body}");
+    // A Cognito identity pool's credentials: the pool's role, shared by all its identities
+    // (guests included), names no one.
+    let session = "arn:aws:sts::000000000000:assumed-role/ci-pool-guests/CognitoIdentityCredentials";
+    let mut cognito = function_url_event("POST", "/token", r#"{"audience":"deploy"}"#, Some((session, "000000000000")));
+    cognito["requestContext"]["authorizer"]["iam"]["cognitoIdentity"] =
+        json!({"amr": ["unauthenticated"], "identityId": "us-east-1:guest", "identityPoolId": "us-east-1:pool"});
+    assert_eq!(invoke(&app, &cognito).await.0, 401);
+    let mut rest = rest_api(r#"{"audience":"deploy"}"#, session);
+    rest["requestContext"]["identity"]["cognitoIdentityId"] = json!("us-east-1:guest");
+    rest["requestContext"]["identity"]["cognitoIdentityPoolId"] = json!("us-east-1:pool");
+    assert_eq!(invoke(&app, &rest).await.0, 401);
+    // The same session without Cognito is the ci-* rule's role: the refusals above are Cognito's.
+    let plain = function_url_event("POST", "/token", r#"{"audience":"deploy"}"#, Some((session, "000000000000")));
+    assert_eq!(invoke(&app, &plain).await.0, 200);
+
     // A caller that is not an IAM principal.
     let odd = function_url_event("POST", "/token", r#"{"audience":"api"}"#, Some(("arn:aws:s3:::bucket", "")));
     assert_eq!(invoke(&app, &odd).await.0, 401);

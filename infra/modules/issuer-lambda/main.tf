@@ -192,6 +192,11 @@ data "aws_iam_policy_document" "scheduler_trust" {
       variable = "aws:SourceAccount"
       values   = [local.account_id]
     }
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = ["arn:${local.partition}:scheduler:${local.region}:${local.account_id}:schedule/default/${var.name}-rotate"]
+    }
   }
 }
 
