@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use kms_jwt::kms::{KmsOptions, normalize_key_ref};
+use kms_jwt::kms::KmsOptions;
 use kms_jwt::publish::{self, Documents};
 
 /// Write .well-known/jwks.json and .well-known/openid-configuration for static hosting: to a directory, or to S3
@@ -58,14 +58,11 @@ pub async fn run(args: PublishArgs, opts: &KmsOptions) -> Result<ExitCode> {
 async fn to_s3(args: &PublishArgs, to: &str, issuer: &str, opts: &KmsOptions) -> Result<ExitCode> {
     let target: publish::S3Target = to.parse()?;
     let kms = opts.connect().await?;
-    let jwks = publish::jwks_from_kms(&kms, &args.key, None).await?;
-    let current = kms.describe_signing_key(&normalize_key_ref(&args.key[0])).await?.public_key.thumbprint();
-    let docs = Documents::new(issuer, &jwks);
     let s3 = publish::s3_client(&opts.load().await?);
-    let done = publish::publish_to_s3(&s3, &target, &docs, &current, args.max_age).await?;
+    let done = publish::publish_keys_to_s3(&kms, &s3, &target, &args.key, issuer, args.max_age).await?;
     let summary = serde_json::json!({
         "to": target.to_string(),
-        "current_kid": current,
+        "current_kid": done.current_kid,
         "written": done.written,
         "unchanged": done.unchanged,
         "cache_control": done.cache_control,

@@ -5,7 +5,7 @@
 use anyhow::{Context as _, Result, bail};
 use kms_jwt::keyset::{KeySetName, KeySets, RotationPolicy};
 use kms_jwt::kms::KmsClient;
-use kms_jwt::publish::{self, Documents};
+use kms_jwt::publish;
 use serde_json::{Value, json};
 
 use crate::config::Config;
@@ -39,14 +39,10 @@ pub async fn handle(
         Err(e) => return Err(e).context("rotation failed"),
     };
     let target = config.publish_to.as_ref().context("KMS_JWT_PUBLISH_TO is not set")?;
-    let keys = [name.current()];
-    let jwks = publish::jwks_from_kms(kms, &keys, None).await?;
-    let current = kms.describe_signing_key(&name.current()).await?.public_key.thumbprint();
-    let docs = Documents::new(&config.issuer, &jwks);
-    let done = publish::publish_to_s3(s3, target, &docs, &current, config.max_age).await?;
+    let done = publish::publish_keys_to_s3(kms, s3, target, &[name.current()], &config.issuer, config.max_age).await?;
     Ok(json!({
         "rotated": rotated,
-        "current_kid": current,
+        "current_kid": done.current_kid,
         "published": !done.written.is_empty(),
         "written": done.written,
         "unchanged": done.unchanged,

@@ -12,7 +12,7 @@ use kms_jwt_test_support as support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kms_jwt::publish::{self, Documents, S3Target};
+use kms_jwt::publish::{self, S3Target};
 use serde_json::Value;
 use support::lambda::{LambdaUnderEmulator, function_url_event};
 
@@ -42,10 +42,8 @@ async fn the_function_under_a_runtime_emulator_issues_tokens_pyjwt_verifies_from
     let bucket = support::unique("kms-jwt-keys");
     let s3 = publish::s3_client(&support::options().load().await.unwrap());
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let jwks = publish::jwks_from_kms(&kms, &[name.current()], None).await.unwrap();
-    let current = kms.describe_signing_key(&name.current()).await.unwrap().public_key.thumbprint();
     let target: S3Target = format!("s3://{bucket}").parse().unwrap();
-    publish::publish_to_s3(&s3, &target, &Documents::new(ISSUER, &jwks), &current, 300).await.unwrap();
+    publish::publish_keys_to_s3(&kms, &s3, &target, &[name.current()], ISSUER, 300).await.unwrap();
 
     let endpoint = support::endpoint();
     let mut env = vec![

@@ -14,7 +14,7 @@ use crate::{Jwks, b64};
 #[cfg(feature = "s3")]
 mod s3;
 #[cfg(feature = "s3")]
-pub use s3::{BadS3Url, S3Published, S3Target, publish_to_s3, s3_client};
+pub use s3::{BadS3Url, S3Published, S3Target, publish_keys_to_s3, publish_to_s3, s3_client};
 
 /// Where each document lives under the issuer.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";

@@ -87,6 +87,8 @@ pub struct S3Published {
     pub unchanged: Vec<String>,
     /// The `Cache-Control` the written objects carry.
     pub cache_control: String,
+    /// The `kid` of the key that signs now, which the published JWKS holds.
+    pub current_kid: String,
 }
 
 /// The metadata entry that records the SHA-256 of what was written: S3's own `ETag` is no
@@ -110,7 +112,11 @@ pub async fn publish_to_s3(
         )));
     }
     let cache_control = super::cache_control(jittered(max_age_secs));
-    let mut done = S3Published { cache_control: cache_control.clone(), ..S3Published::default() };
+    let mut done = S3Published {
+        cache_control: cache_control.clone(),
+        current_kid: current_kid.to_owned(),
+        ..S3Published::default()
+    };
     for (path, bytes) in [(JWKS_PATH, &docs.jwks), (OPENID_CONFIGURATION_PATH, &docs.openid_configuration)] {
         let key = target.key(path);
         let sha256 = crate::b64::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes));
@@ -131,6 +137,22 @@ pub async fn publish_to_s3(
         done.written.push(key);
     }
     Ok(done)
+}
+
+/// Publishes the documents of `keys` (as [`super::jwks_from_kms`] reads them) for `issuer` to
+/// `target`, as [`publish_to_s3`] does; the first of `keys` names the key that signs now.
+pub async fn publish_keys_to_s3(
+    kms: &crate::kms::KmsClient,
+    s3: &Client,
+    target: &S3Target,
+    keys: &[String],
+    issuer: &str,
+    max_age_secs: u64,
+) -> Result<S3Published> {
+    let first = keys.first().ok_or_else(|| Error::Config("no key to publish".into()))?;
+    let jwks = super::jwks_from_kms(kms, keys, None).await?;
+    let current = kms.describe_signing_key(&crate::kms::normalize_key_ref(first)).await?.public_key.thumbprint();
+    publish_to_s3(s3, target, &Documents::new(issuer, &jwks), &current, max_age_secs).await
 }
 
 /// The SHA-256 recorded on the object when it was written; `None` when it does not exist.
